@@ -1,0 +1,1 @@
+"""scalearn_lite: ScaLearn, exact, fast and teachable."""
