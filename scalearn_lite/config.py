@@ -69,10 +69,10 @@ class Preset:
 
 
 PRESETS = {
-    # Unit tests and CI fast mode: 1-layer embedded encoder, seconds per run.
+    # Unit tests and CI fast mode: the embedded encoder cut to 2 layers, seconds per run.
     "tiny": Preset(
-        name="tiny", num_layers=1, max_length=64, batch_size=16, max_train=256, max_validation=64,
-        max_test=200, source_lr=1e-3, source_epochs=3, patience=2, transfer_lr=6e-3, transfer_epochs=2,
+        name="tiny", num_layers=2, max_length=64, batch_size=16, max_train=512, max_validation=64,
+        max_test=200, source_lr=2e-3, source_epochs=3, patience=2, transfer_lr=6e-3, transfer_epochs=2,
         fusion_lr=5e-4, finetune_lr=1e-4,
     ),
     # A laptop CPU: the full 6-layer embedded encoder, subsampled training sets, a few epochs.

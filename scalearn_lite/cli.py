@@ -1,0 +1,143 @@
+"""`scalearn-lite` command line: the same steps as the notebooks.
+
+Every command explains itself with --help, shows progress on long work, and exits non-zero with a
+one-line reason on failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+
+def _common(p: argparse.ArgumentParser, preset_default: str = "cpu") -> None:
+    p.add_argument("--preset", default=preset_default, help="tiny (tests), cpu (laptop), paper (GPU, roberta-base); "
+                   f"default {preset_default}")
+    p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' (overrides the preset)")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else $SCALEARN_DATA_DIR, "
+                   "else the Hugging Face hub)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--k-shot", type=int, default=None, help="few-shot: keep k target training examples (4, 16, 32, 100)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_tasks(args) -> int:
+    from .data import task_table
+
+    rows = task_table(args.data_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    head = f"{'task':<15}{'benchmark':<11}{'metric':<16}{'labels':>7}{'train':>9}{'valid':>8}{'test':>8}  source"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        s = r["splits"]
+        print(f"{r['name']:<15}{r['benchmark']:<11}{r['metric']:<16}{r['num_labels']:>7}{s['train']:>9}"
+              f"{s['validation']:>8}{s['test']:>8}  {r['source']}")
+    return 0
+
+
+def cmd_train_source(args) -> int:
+    from .sources import train_source
+
+    res = train_source(args.task, args.preset, model=args.model, data_dir=args.data_dir, seed=args.seed,
+                       k_shot=args.k_shot, out=args.out, force=args.force, progress=not args.quiet)
+    m = res.metrics
+    print(f"{'cached ' if res.cached else ''}adapter for {m['task']} on {m['base']}: test {m['metric']} = "
+          f"{100 * m['test'][m['metric']]:.2f}  (validation {100 * m['validation'][m['metric']]:.2f}, "
+          f"{m['steps']} steps, {m['seconds']:.0f} s)\n  → {res.path}")
+    return 0
+
+
+def cmd_transfer(args) -> int:
+    from .transfer import METHOD_NAMES, transfer
+
+    res = transfer(args.target, args.sources.split(",") if args.sources else [], args.method, args.preset,
+                   seed=args.seed, k_shot=args.k_shot, data_dir=args.data_dir, out=args.out,
+                   include_target=not args.exclude_target, model=args.model, progress=not args.quiet,
+                   force=args.force)
+    m = res.metrics
+    print(f"{METHOD_NAMES[m['method']]} → {m['target']} (sources {', '.join(m['sources']) or '-'}): "
+          f"test {m['metric']} = {100 * m['test_metric']:.2f}, validation {100 * (m['validation_metric'] or 0):.2f}, "
+          f"transfer params {m['transfer_params']:,}, {m['wall_seconds']:.0f} s\n  → {res.path}")
+    return 0
+
+
+def cmd_params(args) -> int:
+    from .models import load_config
+    from .params import count_parameters, report, synthetic_config
+
+    if args.model:
+        config = load_config(args.model)
+    elif args.hidden_size and args.num_layers:
+        config = synthetic_config(args.hidden_size, args.num_layers)
+    else:
+        raise ValueError("give --model M, or both --hidden-size H and --num-layers L")
+    counts = count_parameters(config, args.sources)
+    if args.json:
+        print(json.dumps({k: v for k, v in counts.items()}, indent=2))
+        return 0
+    print(f"transfer parameters, H={config.hidden_size}, L={config.num_hidden_layers}, S={args.sources} "
+          f"(head excluded; base model {counts['base']:,})")
+    print(f"{'method':<22}{'params':>14}{'% of fusion':>14}{'% of base':>12}")
+    for r in report(counts):
+        print(f"{r['method']:<22}{r['transfer_params']:>14,}{r['pct_of_fusion']:>13.4g}%{r['pct_of_base']:>11.4g}%")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scalearn-lite", description="ScaLearn: learn to scale frozen source "
+                                     "adapters for task transfer. Stage 1 trains one adapter per source task; stage 2 "
+                                     "learns scaling coefficients ω over them for a target task.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("tasks", help="list every task with its metric, labels, data source and split sizes")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else $SCALEARN_DATA_DIR)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("train-source", help="stage 1: train (or reuse) one seq_bn adapter + head for a task")
+    p.add_argument("task", help="task name, e.g. rte, sst2, cb (see `scalearn-lite tasks`)")
+    _common(p)
+    p.add_argument("--out", default=None, help="adapter folder (default data_cache/adapters/<model>/<task>/seed<k>/)")
+    p.add_argument("--force", action="store_true", help="retrain even if a cached adapter exists")
+    p.set_defaults(func=cmd_train_source)
+
+    p = sub.add_parser("transfer", help="stage 2: transfer to a target with ScaLearn or a baseline; writes a run folder")
+    p.add_argument("target", help="target task, e.g. rte")
+    p.add_argument("--sources", default="", help="comma-separated source tasks, adapter folders or hub ids; the "
+                   "target's own adapter is added last unless --exclude-target")
+    p.add_argument("--method", default="scalearn", help="scalearn, scalearn_uniform, scalearn_pp, scalearn_uniform_pp, "
+                   "adapter, adapterfusion, average, head_only, adaptersoup, finetune")
+    _common(p)
+    p.add_argument("--exclude-target", action="store_true", help="do not add the target's own adapter as a source")
+    p.add_argument("--out", default=None, help="run folder (default runs/<model>/<target>/<method>/seed<k>/)")
+    p.add_argument("--force", action="store_true", help="rerun even if the run folder is finished")
+    p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("params", help="transfer parameters per method, counted from instantiated modules")
+    p.add_argument("--model", default=None, help="base model (hub name, folder or 'embedded')")
+    p.add_argument("--hidden-size", type=int, default=None, help="hidden size H (instead of --model)")
+    p.add_argument("--num-layers", type=int, default=None, help="number of layers L (instead of --model)")
+    p.add_argument("--sources", type=int, default=8, help="number of source adapters S (default 8)")
+    p.add_argument("--json", action="store_true", help="print {method: transfer parameters}")
+    p.set_defaults(func=cmd_params)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("scalearn-lite: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+        print(f"scalearn-lite: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

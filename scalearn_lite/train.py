@@ -1,0 +1,211 @@
+"""One plain training loop and evaluate(); it knows nothing about ScaLearn.
+
+The model is any module called as `model(input_ids=..., attention_mask=..., head=...)` that returns
+`.logits`; the trainable parameters are whatever `params` says. Runs on CPU, one GPU (bf16/fp16
+autocast) or several under `accelerate launch`, unchanged.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import metrics as metrics_mod
+from .encoding import make_loader
+
+
+@dataclass
+class FitConfig:
+    """How one model is trained."""
+
+    lr: float  # peak learning rate (AdamW)
+    epochs: int  # maximum epochs
+    batch_size: int = 32  # paper: 32
+    eval_batch_size: int = 64  # inference only
+    patience: Optional[int] = None  # early stopping on the selection criterion (None: run all epochs)
+    select_by: str = "metric"  # "loss" (validation loss, stage 1) or "metric" (validation headline metric)
+    warmup_ratio: float = 0.0  # linear warm-up, then linear decay to 0
+    max_steps: Optional[int] = None  # cap on optimiser steps (few-shot protocol: 1000)
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    progress: bool = True  # tqdm bars
+    desc: str = "train"
+
+    def __post_init__(self):
+        if self.select_by not in ("loss", "metric"):
+            raise ValueError(f"select_by must be 'loss' or 'metric', got {self.select_by!r}")
+
+
+@dataclass
+class FitResult:
+    history: List[dict] = field(default_factory=list)  # one row per epoch
+    best_epoch: int = -1
+    best_validation: Dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def loss_fn(problem: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The task loss for raw head logits: CE, MSE (regression) or BCE (multi-label)."""
+    logits = logits.float()
+    if problem == "regression":
+        return F.mse_loss(logits.view(-1), labels.view(-1))
+    if problem == "multi_label":
+        return F.binary_cross_entropy_with_logits(logits, labels)
+    return F.cross_entropy(logits, labels)
+
+
+def _accelerator():
+    from accelerate import Accelerator
+
+    if torch.cuda.is_available():
+        mp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return Accelerator(mixed_precision=mp)
+    return Accelerator(cpu=True)
+
+
+def _forward(model, batch: dict, head: Optional[str]) -> torch.Tensor:
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if head is not None:
+        inputs["head"] = head
+    return model(**inputs).logits
+
+
+def decide(problem: str, logits: np.ndarray) -> np.ndarray:
+    """Raw logits (N, C) → predictions: class ids, regression values, multi-hot, or P(label=1) for ReCoRD."""
+    if problem == "regression":
+        return logits.reshape(-1)
+    if problem == "multi_label":
+        return (logits > 0).astype(int)  # sigmoid(logit) > 0.5
+    if problem == "record":
+        z = logits - logits.max(-1, keepdims=True)
+        return np.exp(z[:, 1]) / np.exp(z).sum(-1)
+    return logits.argmax(-1)
+
+
+@torch.no_grad()
+def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = None, batch_size: int = 64,
+            accelerator=None) -> tuple:
+    """(logits (N, C) as numpy, mean loss) over encoded features, in eval mode."""
+    accelerator = accelerator or _accelerator()
+    loader = accelerator.prepare(make_loader(feats, task, tokenizer, batch_size))
+    was_training = model.training
+    model.eval()
+    outs, losses, n = [], 0.0, 0
+    for batch in loader:
+        with accelerator.autocast():
+            logits = _forward(model, batch, head)
+        loss = loss_fn(task.problem, logits, batch["labels"])
+        logits = accelerator.gather_for_metrics(logits.float())
+        outs.append(logits.cpu().numpy())
+        losses += float(loss) * len(batch["labels"])
+        n += len(batch["labels"])
+    model.train(was_training)
+    return np.concatenate(outs), losses / max(n, 1)
+
+
+def evaluate(model, task, feats: List[dict], tokenizer, head: Optional[str] = None, batch_size: int = 64,
+             accelerator=None) -> Dict[str, float]:
+    """Task metrics (in [0, 1]) and "loss" of a model on encoded features."""
+    logits, loss = predict(model, task, feats, tokenizer, head, batch_size, accelerator)
+    preds = decide(task.problem, logits)
+    labels = [f["label"] for f in feats]
+    groups = [f["group"] for f in feats]
+    extra = {k: [f.get(k) for f in feats] for k in ("entity", "answers")} if task.problem == "record" else None
+    result = metrics_mod.compute_metrics(task, preds, labels, groups=groups, extra=extra)
+    result["loss"] = loss
+    return result
+
+
+def _schedule(optimizer, total_steps: int, warmup_ratio: float):
+    warmup = int(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _better(cfg: FitConfig, main: str, new: dict, best: Optional[dict]) -> bool:
+    if best is None:
+        return True
+    if cfg.select_by == "loss":
+        return new["loss"] < best["loss"]
+    return new[main] > best[main]
+
+
+def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, cfg: FitConfig, *,
+        params: List[torch.nn.Parameter], head: Optional[str] = None,
+        extra_loss: Optional[Callable[[], Optional[torch.Tensor]]] = None,
+        on_epoch: Optional[Callable[[], dict]] = None) -> FitResult:
+    """Train `params` of `model` on `train_feats`; keep the best epoch on `val_feats` (restored at the end)."""
+    set_seed(cfg.seed)
+    accelerator = _accelerator()
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: no parameter requires a gradient")
+    loader = make_loader(train_feats, task, tokenizer, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    steps_per_epoch = math.ceil(len(train_feats) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = _schedule(optimizer, total, cfg.warmup_ratio)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    main = metrics_mod.main_metric(task)
+    result, best_state, bad_epochs, start = FitResult(), None, 0, time.perf_counter()
+    bar = tqdm(total=total, desc=cfg.desc, disable=not cfg.progress or not accelerator.is_main_process, leave=False)
+    for epoch in range(cfg.epochs):
+        model.train()
+        running, seen = 0.0, 0
+        for batch in loader:
+            with accelerator.autocast():
+                loss = loss_fn(task.problem, _forward(model, batch, head), batch["labels"])
+                reg = extra_loss() if extra_loss is not None else None
+                total_loss = loss + reg if reg is not None else loss
+            accelerator.backward(total_loss)
+            if cfg.max_grad_norm:
+                accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            running, seen, result.steps = running + loss.item(), seen + 1, result.steps + 1
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{running / seen:.4f}")
+            if result.steps >= total:
+                break
+        val = evaluate(model, task, val_feats, tokenizer, head, cfg.eval_batch_size, accelerator)
+        row = {"epoch": epoch, "train_loss": running / max(seen, 1), "validation_loss": val["loss"],
+               f"validation_{main}": val[main], "steps": result.steps,
+               "seconds": time.perf_counter() - start}
+        row.update(on_epoch() if on_epoch is not None else {})
+        result.history.append(row)
+        if _better(cfg, main, val, result.best_validation or None):
+            result.best_epoch, result.best_validation, bad_epochs = epoch, val, 0
+            best_state = [p.detach().clone() for p in params]
+        else:
+            bad_epochs += 1
+        if (cfg.patience is not None and bad_epochs >= cfg.patience) or result.steps >= total:
+            break
+    bar.close()
+    with torch.no_grad():
+        for p, saved in zip(params, best_state):
+            p.copy_(saved)
+    result.seconds = time.perf_counter() - start
+    return result

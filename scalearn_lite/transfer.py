@@ -1,0 +1,352 @@
+"""Stage 2: transfer to a target task with ScaLearn (four variants) or a baseline, under one API.
+
+Every method gets the same data, base model, sources and budget, and writes one run folder:
+config.json, history.csv, omega.json + omega.pt (ω methods), head/ and, last, metrics.json.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+
+from . import data as data_mod
+from .config import PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig, get_preset
+from .io import atomic_dir, read_json, write_json, write_text
+from .metrics import main_metric
+from .models import encoder_layers, load_base, model_id
+from .scaling import AdapterWeights, ScaLearn, attach
+from .sources import (add_task_head, encode_splits, load_adapter_into, load_task_data, resolve_source,
+                      source_weights, train_source, _history_csv)
+from .tasks import Task, get_task
+from .train import FitConfig, evaluate, fit, set_seed
+
+OMEGA_METHODS = tuple(VARIANTS)  # scalearn, scalearn_uniform, scalearn_pp, scalearn_uniform_pp
+BASELINES = ("adapter", "adapterfusion", "average", "head_only", "adaptersoup", "finetune")
+METHODS = OMEGA_METHODS + BASELINES
+METHOD_NAMES = {**PAPER_NAMES, "adapter": "Adapter", "adapterfusion": "AdapterFusion", "average": "Average (ω=1/S)",
+                "head_only": "Head only (ω=0)", "adaptersoup": "AdapterSoup", "finetune": "Full fine-tuning"}
+HEAD = "target"
+
+
+def check_method(method: str) -> str:
+    """The method name, or a ValueError listing the valid ones."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
+
+
+def order_sources(target: Task, sources: Sequence[str], include_target: bool = True) -> List[str]:
+    """The paper's protocol: the target's own adapter is a source, placed last (unless excluded)."""
+    names = [s.strip() for s in sources if s and s.strip()]
+    own = [s for s in names if _same_task(s, target)]
+    rest = [s for s in names if not _same_task(s, target)]
+    ordered = rest + (own or [target.name]) if include_target else rest
+    if not ordered:
+        raise ValueError("empty source list: give at least one source task, adapter folder or hub id")
+    dupes = sorted({s for s in ordered if ordered.count(s) > 1})
+    if dupes:
+        raise ValueError(f"duplicate sources {dupes}: list each source once")
+    return ordered
+
+
+def _same_task(ref: str, task: Task) -> bool:
+    try:
+        return get_task(ref).name == task.name
+    except ValueError:
+        return False
+
+
+def _source_name(ref: str) -> str:
+    """A short adapter name for a reference: the task name, or the folder / hub id tail."""
+    try:
+        return get_task(ref).name
+    except ValueError:
+        return Path(ref.rstrip("/")).name.replace(".", "_")
+
+
+@dataclass
+class RunResult:
+    path: Path
+    metrics: dict
+
+
+# ------------------------------------------------------------------------------- model building
+def _bank_layers(per_source: List[List[AdapterWeights]]) -> List[List[AdapterWeights]]:
+    return [list(per_layer) for per_layer in zip(*per_source)]  # [layer][source]
+
+
+def build_scalearn(net, names: List[str], refs: List[str], cfg: ScaLearnConfig) -> ScaLearn:
+    """Load the sources into `net`, stack them into per-layer banks and install ω (in place)."""
+    per_source = [source_weights(net, ref, name) for name, ref in zip(names, refs)]
+    scalearn = ScaLearn(cfg, names, _bank_layers(per_source), net.config.hidden_size)
+    return attach(net, scalearn)
+
+
+def soup_weights(per_source: List[List[AdapterWeights]]) -> List[AdapterWeights]:
+    """AdapterSoup: the weight-space (parameter-wise) average of several adapters, per layer."""
+    avg = lambda xs: torch.stack(xs).mean(0)
+    return [AdapterWeights(avg([a.down_weight for a in layer]), avg([a.down_bias for a in layer]),
+                           avg([a.up_weight for a in layer]), avg([a.up_bias for a in layer]))
+            for layer in zip(*per_source)]
+
+
+@torch.no_grad()
+def mean_embedding(net, tokenizer, texts: List[str], max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
+    """Mean-pooled last hidden state of the base model, averaged over `texts`: (d,)."""
+    net.eval()
+    total, count = 0, 0
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[i:i + batch_size], truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt")
+        hidden = net.base_model(**enc).last_hidden_state  # (B, T, d)
+        mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+        total = total + ((hidden * mask).sum(1) / mask.sum(1)).sum(0)  # (d,)
+        count += hidden.shape[0]
+    return total / count
+
+
+def rank_by_similarity(net, tokenizer, target_texts: List[str], source_texts: Dict[str, List[str]],
+                       max_length: int = 128) -> List[tuple]:
+    """[(source, cosine similarity)] sorted best first: AdapterSoup's sentence-similarity selection."""
+    t = mean_embedding(net, tokenizer, target_texts, max_length)
+    sims = {name: float(torch.cosine_similarity(t, mean_embedding(net, tokenizer, texts, max_length), dim=0))
+            for name, texts in source_texts.items()}
+    return sorted(sims.items(), key=lambda kv: -kv[1])
+
+
+def _texts(rows: List[dict], n: int = 64) -> List[str]:
+    out = []
+    for r in rows[:n]:
+        a = r.get("text_a") if "text_a" in r else r["choices_a"][0]
+        b = r.get("text_b") if "text_a" in r else r["choices_b"][0]
+        out.append(a if not b else f"{a} {b}")
+    return out
+
+
+# ---------------------------------------------------------------------------------- the runner
+@dataclass
+class TransferSpec:
+    """Everything that defines one transfer run (saved as config.json)."""
+
+    target: str
+    sources: List[str]
+    method: str
+    preset: Preset
+    seed: int = 0
+    k_shot: Optional[int] = None
+    include_target: bool = True
+    soup_k: int = 3  # AdapterSoup: how many most-similar sources to average
+    source_refs: List[str] = field(default_factory=list)  # resolved folders / hub ids, same order as sources
+
+
+def run_dir(spec: TransferSpec, root="runs") -> Path:
+    """runs/<model-id>/<target>[-k<K>]/<method>/seed<k>/"""
+    target = spec.target if spec.k_shot is None else f"{spec.target}-k{spec.k_shot}"
+    return Path(root) / model_id(spec.preset.model, spec.preset.num_layers) / target / spec.method / f"seed{spec.seed}"
+
+
+def transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu", *,
+             seed: int = 0, k_shot: Optional[int] = None, data_dir=None, out=None, include_target: bool = True,
+             model: Optional[str] = None, soup_k: int = 3, progress: bool = True, force: bool = False) -> RunResult:
+    """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`."""
+    task = get_task(target)
+    check_method(method)
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    preset = preset.with_(model=model)
+    names_in = [] if method in ("head_only", "finetune") else order_sources(task, sources, include_target)
+    spec = TransferSpec(task.name, [_source_name(s) for s in names_in], method, preset, seed, k_shot,
+                        include_target, soup_k)
+    final = Path(out) if out is not None else run_dir(spec)
+    if not force and (final / "metrics.json").is_file():
+        return RunResult(final, read_json(final / "metrics.json"))
+    rows = load_task_data(task, preset, data_dir, k_shot, seed)  # fails early for a target without train data
+    if method == "adapter":
+        return _adapter_baseline(task, spec, final, data_dir, progress)
+    spec.source_refs = [resolve_source(s, preset, data_dir=data_dir, seed=0 if not _same_task(s, task) else seed,
+                                       k_shot=k_shot if _same_task(s, task) else None, progress=progress)
+                        for s in names_in]
+    set_seed(seed)
+    net, tokenizer = load_base(preset.model, preset.num_layers)
+    extra, soup = _build(net, tokenizer, task, spec, rows, data_dir)
+    feats = encode_splits(task, rows, tokenizer, preset)
+    set_seed(seed)
+    add_task_head(net, task, HEAD)
+    params = _trainable(net, method)
+    lr = {"adapterfusion": preset.fusion_lr, "finetune": preset.finetune_lr}.get(method, preset.transfer_lr)
+    cfg = FitConfig(lr=lr, epochs=preset.transfer_epochs, batch_size=preset.batch_size,
+                    eval_batch_size=preset.eval_batch_size, select_by="metric", warmup_ratio=preset.warmup_ratio,
+                    max_steps=1000 if k_shot else preset.max_steps, seed=seed, progress=progress,
+                    desc=f"{method} → {task.name}")
+    start = time.perf_counter()
+    result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
+                 extra_loss=extra, on_epoch=lambda: _omega_snapshot(net))
+    test = evaluate(net, task, feats["test"], tokenizer, HEAD, preset.eval_batch_size)
+    metrics = _metrics(task, spec, net, params, result, test, time.perf_counter() - start, rows, soup)
+    _write_run(final, spec, net, result, metrics)
+    return RunResult(final, metrics)
+
+
+def _build(net, tokenizer, task: Task, spec: TransferSpec, rows, data_dir):
+    """Install the method's machinery into `net`; returns (extra loss fn or None, soup selection or None)."""
+    m = spec.method
+    if m in OMEGA_METHODS:
+        build_scalearn(net, spec.sources, spec.source_refs, VARIANTS[m])
+    elif m == "average":
+        sl = build_scalearn(net, spec.sources, spec.source_refs, ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
+        sl.set_omega(torch.tensor(1.0 / len(spec.sources)), trainable=False)
+    elif m == "adaptersoup":
+        return None, _build_soup(net, tokenizer, task, spec, rows, data_dir)
+    elif m == "adapterfusion":
+        return _build_fusion(net, spec), None
+    return None, None
+
+
+def _build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
+    texts = {}
+    for name in spec.sources:
+        src_rows = load_task_data(get_task(name), spec.preset, data_dir)["train"] if name != task.name else rows["train"]
+        texts[name] = _texts(src_rows)
+    ranking = rank_by_similarity(net, tokenizer, _texts(rows["train"]), texts, spec.preset.max_length)
+    chosen = [name for name, _ in ranking[: spec.soup_k]]
+    refs = dict(zip(spec.sources, spec.source_refs))
+    souped = soup_weights([source_weights(net, refs[n], n) for n in chosen])
+    cfg = ScaLearnConfig(omega_shape="scalar", omega_dropout=0.0, init_std=0.0)
+    sl = attach(net, ScaLearn(cfg, ["soup"], [[w] for w in souped], net.config.hidden_size))
+    sl.set_omega(torch.tensor(1.0), trainable=False)
+    return {"ranking": ranking, "chosen": chosen}
+
+
+def _build_fusion(net, spec: TransferSpec):
+    from adapters.composition import Fuse
+
+    for name, ref in zip(spec.sources, spec.source_refs):
+        load_adapter_into(net, ref, name)
+    fuse = Fuse(*spec.sources)
+    net.add_adapter_fusion(fuse, "dynamic")
+    net.set_active_adapters(fuse)
+    net.train_adapter_fusion(fuse)
+    return net.get_fusion_regularization_loss  # the value regulariser, added to the loss before backward
+
+
+def _trainable(net, method: str) -> List[torch.nn.Parameter]:
+    """Freeze everything but what the method trains (ω / fusion / everything) and the new head."""
+    if method == "finetune":
+        for p in net.parameters():
+            p.requires_grad_(True)
+        return list(net.parameters())
+    keep = set()
+    if method in OMEGA_METHODS:
+        keep.add(id(net.scalearn.omega.omega))
+    if method == "adapterfusion":
+        keep |= {id(p) for n, p in net.named_parameters() if "adapter_fusion_layer" in n}
+    keep |= {id(p) for p in net.heads[HEAD].parameters()}
+    params = []
+    for p in net.parameters():
+        p.requires_grad_(id(p) in keep)
+        if id(p) in keep:
+            params.append(p)
+    return params
+
+
+def transfer_parameters(net, method: str) -> int:
+    """Parameters the method learns for transfer, the head excluded (paper's count)."""
+    if method in OMEGA_METHODS:
+        return net.scalearn.num_transfer_parameters()
+    if method == "adapterfusion":
+        return sum(p.numel() for n, p in net.named_parameters() if "adapter_fusion_layer" in n)
+    if method == "finetune":
+        return sum(p.numel() for n, p in net.named_parameters() if not n.startswith("heads."))
+    return 0
+
+
+def _omega_snapshot(net) -> dict:
+    """ω per layer × source (mean over hidden units) flattened into history columns."""
+    if not hasattr(net, "scalearn"):
+        return {}
+    values = net.scalearn.omega.layer_values().mean(-1)  # (L, S)
+    return {f"omega/{l}/{s}": float(values[l, i]) for l in range(values.shape[0])
+            for i, s in enumerate(net.scalearn.sources)}
+
+
+def _metrics(task, spec, net, params, result, test, seconds, rows, soup) -> dict:
+    main = main_metric(task)
+    out = {"target": task.name, "method": spec.method, "seed": spec.seed, "k_shot": spec.k_shot,
+           "sources": spec.sources, "metric": main, "test": test, "validation": result.best_validation,
+           "test_metric": test[main], "validation_metric": result.best_validation.get(main),
+           "transfer_params": transfer_parameters(net, spec.method),
+           "trainable_params": sum(p.numel() for p in params), "best_epoch": result.best_epoch,
+           "steps": result.steps, "train_seconds": result.seconds, "wall_seconds": seconds,
+           "rows": {k: len(v) for k, v in rows.items()}, "base": model_id(spec.preset.model, spec.preset.num_layers)}
+    if soup:
+        out["adaptersoup"] = soup
+    return out
+
+
+def omega_json(net) -> dict:
+    """ω in a plain form: sources in order, layers, per layer × source (mean) and per hidden unit."""
+    sl = net.scalearn
+    values = sl.omega.layer_values()  # (L, S, d|1)
+    return {"sources": sl.sources, "num_layers": values.shape[0], "omega_shape": sl.cfg.omega_shape,
+            "share_layers": sl.cfg.share_layers, "per_layer_source": values.mean(-1).tolist(),
+            "per_unit": values.tolist() if sl.cfg.omega_shape == "vector" else None}
+
+
+def _write_run(final: Path, spec: TransferSpec, net, result, metrics: dict) -> None:
+    with atomic_dir(final) as tmp:
+        write_json(tmp / "config.json", {**asdict(spec), "preset": asdict(spec.preset)})
+        write_text(tmp / "history.csv", _history_csv(result.history))
+        if hasattr(net, "scalearn"):
+            torch.save({"omega": net.scalearn.omega.omega.detach().cpu(), "sources": net.scalearn.sources}, tmp / "omega.pt")
+            write_json(tmp / "omega.json", omega_json(net))
+        if spec.method != "finetune":
+            net.save_head(str(tmp / "head"), HEAD)
+        write_json(tmp / "metrics.json", metrics)
+
+
+def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, progress) -> RunResult:
+    """The Adapter row: the target's own stage-1 adapter trained with this seed (and k-shot data)."""
+    src = train_source(task, spec.preset, data_dir=data_dir, seed=spec.seed, k_shot=spec.k_shot, progress=progress)
+    m = src.metrics
+    net_params = _weights_numel(src.path / "pytorch_adapter.bin")
+    head_params = _weights_numel(src.path / "pytorch_model_head.bin")
+    metrics = {"target": task.name, "method": "adapter", "seed": spec.seed, "k_shot": spec.k_shot,
+               "sources": [task.name], "metric": m["metric"], "test": m["test"], "validation": m["validation"],
+               "test_metric": m["test"][m["metric"]], "validation_metric": m["validation"].get(m["metric"]),
+               "transfer_params": net_params, "trainable_params": net_params + head_params, "best_epoch": m["best_epoch"],
+               "steps": m["steps"], "train_seconds": m["seconds"], "wall_seconds": m["seconds"], "rows": m["rows"],
+               "base": m["base"], "source_folder": str(src.path)}
+    with atomic_dir(final) as tmp:
+        write_json(tmp / "config.json", {**asdict(spec), "preset": asdict(spec.preset)})
+        (tmp / "history.csv").write_bytes((src.path / "history.csv").read_bytes())
+        write_json(tmp / "metrics.json", metrics)
+    return RunResult(final, metrics)
+
+
+def _weights_numel(path: Path) -> int:
+    weights = torch.load(path, map_location="cpu", weights_only=True)
+    return sum(v.numel() for v in weights.values())
+
+
+def load_run(folder) -> tuple:
+    """Rebuild a saved ω run (any ScaLearn variant or `average`): (model in eval mode, tokenizer, task, config)."""
+    folder = Path(folder)
+    if not (folder / "metrics.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a finished run folder (no metrics.json)")
+    cfg = read_json(folder / "config.json")
+    if cfg["method"] not in OMEGA_METHODS + ("average",):
+        raise ValueError(f"load_run rebuilds ω runs; {folder} is a {cfg['method']!r} run")
+    preset = Preset(**cfg["preset"])
+    net, tokenizer = load_base(preset.model, preset.num_layers)
+    variant = VARIANTS.get(cfg["method"], ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
+    sl = build_scalearn(net, cfg["sources"], cfg["source_refs"], variant)
+    saved = torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
+    if saved["sources"] != sl.sources or saved["omega"].shape != sl.omega.omega.shape:
+        raise ValueError(f"{folder}/omega.pt does not match its config (sources {saved['sources']}, "
+                         f"shape {tuple(saved['omega'].shape)}): the run folder is corrupt")
+    sl.set_omega(saved["omega"])
+    net.load_head(str(folder / "head"), load_as=HEAD)
+    net.eval()
+    return net, tokenizer, get_task(cfg["target"]), cfg
