@@ -34,7 +34,7 @@ def cmd_tasks(args) -> int:
     print("-" * len(head))
     for r in rows:
         s = r["splits"]
-        print(f"{r['name']:<15}{r['benchmark']:<11}{r['metric']:<16}{r['num_labels']:>7}{s['train']:>9}"
+        print(f"{r['name']:<15}{r['benchmark']:<11}{r['metric']:<16}{r['num_labels'] if r['num_labels'] is not None else '?':>7}{s['train']:>9}"
               f"{s['validation']:>8}{s['test']:>8}  {r['source']}")
     return 0
 
@@ -124,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", type=int, default=8, help="number of source adapters S (default 8)")
     p.add_argument("--json", action="store_true", help="print {method: transfer parameters}")
     p.set_defaults(func=cmd_params)
+
+    # Commands whose options live next to their code (bench.py, experiments.py).
+    from . import bench, experiments
+
+    p = sub.add_parser("bench", help="side-by-side speed and memory benchmark: floor, adapter, ScaLearn, loop, fusion")
+    bench.add_arguments(p)
+    p.set_defaults(func=bench.run)
+    p = sub.add_parser("demo", help="the paper's comparison in miniature: sources, all methods, 3 seeds, table + plots")
+    experiments.add_demo_arguments(p)
+    p.set_defaults(func=experiments.run_demo)
+    p = sub.add_parser("reproduce", help="every target of a benchmark against all its sources, all methods; resumable")
+    experiments.add_reproduce_arguments(p)
+    p.set_defaults(func=experiments.run_reproduce)
     return parser
 
 

@@ -126,6 +126,14 @@ def _choose_source(task: Task, data_dir, source: str) -> Tuple[str, Optional[Pat
     return ("local", root) if _has_local_files(task, root) else ("hub", None)
 
 
+def has_train(task, data_dir=None, source: str = "auto") -> bool:
+    """True if the chosen source has the task's official training split (offline QNLI/BoolQ do not)."""
+    task = get_task(task)
+    kind, root = _choose_source(task, data_dir, source)
+    return kind == "hub" or (root is not None and "train" in task.local_files
+                             and local_paths(task, root)["train"].is_file())
+
+
 def describe_source(task, data_dir=None, source: str = "auto") -> str:
     """Where a task's data would come from: a local folder path or a hub id ("aps/super_glue:cb")."""
     task = get_task(task)

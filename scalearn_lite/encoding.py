@@ -19,6 +19,8 @@ def _pairs(tokenizer, a: List[str], b: Optional[List[Optional[str]]], max_length
 def encode(task, rows, tokenizer, max_length: int = 128) -> List[dict]:
     """Processed rows (text_a, text_b, label, ...) → features: token id lists (per choice for multiple choice) + label."""
     rows = list(rows)
+    if not rows:
+        return []
     if task.problem == "multiple_choice":
         num_choices = len(rows[0]["choices_a"]) if rows else 0
         per_choice = [_pairs(tokenizer, [r["choices_a"][c] for r in rows], [r["choices_b"][c] for r in rows],

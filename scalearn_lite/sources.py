@@ -59,13 +59,17 @@ def _limit(rows: list, n: Optional[int], seed: int = 0) -> list:
 
 
 def load_task_data(task: Task, preset: Preset, data_dir=None, k_shot: Optional[int] = None,
-                   seed: int = 0) -> Dict[str, list]:
-    """Processed rows per split after the paper's protocol and the preset's subsampling."""
+                   seed: int = 0, as_source: bool = False) -> Dict[str, list]:
+    """Processed rows per split after the paper's protocol and the preset's subsampling.
+
+    `as_source`: a task with only a dev file here (QNLI, BoolQ offline) is split 90/10 from it and has no test.
+    """
+    dev_only = as_source and not data_mod.has_train(task, data_dir)
     splits = data_mod.load_splits(task.name, data_dir=data_dir, k_shot=k_shot, k_shot_seed=seed,
-                                  max_train=None if k_shot else preset.max_train)
-    return {"train": list(splits["train"]),
-            "validation": _limit(list(splits["validation"]), preset.max_validation),
-            "test": _limit(list(splits["test"]), preset.max_test)}
+                                  max_train=None if k_shot else preset.max_train, dev_as_train=dev_only)
+    return {"train": splits["train"].to_list(),
+            "validation": _limit(splits["validation"].to_list(), preset.max_validation),
+            "test": _limit(splits["test"].to_list(), preset.max_test)}
 
 
 def encode_splits(task: Task, rows: Dict[str, list], tokenizer, preset: Preset) -> Dict[str, list]:
@@ -103,6 +107,25 @@ def _history_csv(history: List[dict]) -> str:
 
 
 # ------------------------------------------------------------------------------------- training
+def fit_source(task: Task, preset: Preset, rows: Dict[str, list], seed: int = 0, k_shot: Optional[int] = None,
+               progress: bool = True):
+    """Train a fresh seq_bn adapter + head on `rows`: (model, tokenizer, FitResult, test metrics)."""
+    set_seed(seed)
+    net, tokenizer = load_base(preset.model, preset.num_layers)
+    net.add_adapter(task.name, config=seq_bn_config())
+    add_task_head(net, task, task.name)
+    net.train_adapter(task.name)  # freezes the base model; adapter and head train
+    feats = encode_splits(task, rows, tokenizer, preset)
+    cfg = FitConfig(lr=preset.source_lr, epochs=preset.source_epochs, batch_size=preset.batch_size,
+                    eval_batch_size=preset.eval_batch_size, patience=preset.patience, select_by="loss",
+                    warmup_ratio=preset.warmup_ratio, max_steps=1000 if k_shot else preset.max_steps,
+                    seed=seed, progress=progress, desc=f"source {task.name}")
+    params = [p for p in net.parameters() if p.requires_grad]
+    result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=task.name)
+    test = evaluate(net, task, feats["test"], tokenizer, task.name, preset.eval_batch_size) if feats["test"] else {}
+    return net, tokenizer, result, test
+
+
 @dataclass
 class SourceResult:
     path: Path
@@ -122,20 +145,9 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     if not force and is_complete(final) and (final / SOURCE_META).is_file():
         if read_json(final / SOURCE_META).get("settings") == settings:
             return SourceResult(final, read_json(final / "metrics.json"), cached=True)
-    rows = load_task_data(task, preset, data_dir, k_shot, seed)
-    set_seed(seed)
-    net, tokenizer = load_base(preset.model, preset.num_layers)
-    net.add_adapter(task.name, config=seq_bn_config())
-    add_task_head(net, task, task.name)
-    net.train_adapter(task.name)
-    feats = encode_splits(task, rows, tokenizer, preset)
-    cfg = FitConfig(lr=preset.source_lr, epochs=preset.source_epochs, batch_size=preset.batch_size,
-                    eval_batch_size=preset.eval_batch_size, patience=preset.patience, select_by="loss",
-                    warmup_ratio=preset.warmup_ratio, max_steps=1000 if k_shot else preset.max_steps,
-                    seed=seed, progress=progress, desc=f"source {task.name}")
-    params = [p for p in net.parameters() if p.requires_grad]
-    result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=task.name)
-    test = evaluate(net, task, feats["test"], tokenizer, task.name, preset.eval_batch_size)
+    task = data_mod.resolve_labels(task, data_dir)
+    rows = load_task_data(task, preset, data_dir, k_shot, seed, as_source=True)
+    net, tokenizer, result, test = fit_source(task, preset, rows, seed, k_shot, progress)
     metrics = {"task": task.name, "base": settings["base"], "seed": seed, "k_shot": k_shot,
                "metric": main_metric(task), "test": test, "validation": result.best_validation,
                "best_epoch": result.best_epoch, "steps": result.steps, "seconds": result.seconds,

@@ -152,7 +152,7 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
              seed: int = 0, k_shot: Optional[int] = None, data_dir=None, out=None, include_target: bool = True,
              model: Optional[str] = None, soup_k: int = 3, progress: bool = True, force: bool = False) -> RunResult:
     """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`."""
-    task = get_task(target)
+    task = data_mod.resolve_labels(get_task(target), data_dir)
     check_method(method)
     preset = get_preset(preset) if isinstance(preset, str) else preset
     preset = preset.with_(model=model)

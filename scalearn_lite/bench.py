@@ -1,0 +1,515 @@
+"""`scalearn-lite bench`: training-step time, inference throughput and peak memory, side by side.
+
+Everything runs in one process, on one base model, one batch of random token ids (full attention mask)
+and random labels. Configurations (each its own copy of the same base weights and the same new head):
+
+    floor          the frozen base model, no adapters; only the head trains, and the word-embedding output
+                   requires grad (`enable_input_require_grads`), so backprop runs through every layer
+    adapter        stage 1: one seq_bn adapter + head (adapters' add_adapter / train_adapter)
+    scalearn-S{k}  ScaLearn (vector ω per layer) + head over k frozen random seq_bn sources, batched bank
+    loop-S{k}      the same ScaLearn with `set_mode("loop")`: one adapter at a time, as Fuse and the paper run them
+    fusion-S{k}    AdapterFusion (adapters' Fuse, "dynamic", its value regulariser in the loss) + head
+
+A training step is forward + cross-entropy + backward + AdamW step + zero_grad. Configurations are
+interleaved: every round runs one step of each (the start rotates by one each round), after warm-up
+rounds; the median over rounds is reported. Memory is the peak of live tensor bytes during a
+configuration's first training step above what was live before it (activations, gradients, optimiser
+state; the model weights excluded): on CUDA `max_memory_allocated - memory_allocated`, on CPU the same
+quantity from the allocation events of `torch.profiler(profile_memory=True)`. It does not depend on the
+allocator or on the other models held by the process, so the configurations can share one process.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .config import VARIANTS, get_preset
+from .io import write_json
+from .models import load_base, model_id
+from .scaling import AdapterWeights, ScaLearn, SourceBank, attach
+
+HEAD = "bench"
+DEFAULT_SOURCES = "1,2,4,8,16,32"
+# (ratio, comparison, limit): the speed and memory targets of issue 5.
+TARGETS = {
+    "scalearn_vs_adapter": ("<=", 1.25),
+    "scalearn_vs_floor": ("<=", 1.35),
+    "growth_s1_to_s32": ("<=", 1.6),
+    "fusion_vs_scalearn": (">=", 3.0),
+    "loop_vs_batched": (">=", 1.3),
+    "memory_scalearn_vs_adapter": ("<=", 1.3),
+}
+
+
+# ------------------------------------------------------------------------------------ arguments
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=None, help="model (and default batch / length) from a preset: tiny, cpu, "
+                   "paper; default cpu (all-MiniLM-L6-v2, 6 layers) on --device cpu, paper (roberta-base) on cuda")
+    p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' (overrides the preset)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (fp32) or cuda (bf16 autocast)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write every figure, the machine and the ratios here")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's, 32)")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per example (default: the preset's, 128)")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds; each runs one step of every configuration "
+                   "(default 3, medians reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (at least 1: the first one measures "
+                   "memory); default 1")
+    p.add_argument("--sources", default=DEFAULT_SOURCES, help=f"numbers of sources S for the ScaLearn sweep "
+                   f"(default {DEFAULT_SOURCES})")
+    p.add_argument("--compare-sources", type=int, default=None, help="S for the loop, fusion, inference and "
+                   "adapter-part comparisons (default 8 if in --sources, else the largest)")
+    p.add_argument("--seed", type=int, default=0, help="seed for inputs, heads and source weights (default 0)")
+
+
+@dataclass
+class Setup:
+    """What every configuration shares."""
+
+    model: str
+    num_layers: Optional[int]
+    batch_size: int
+    seq_len: int
+    device: torch.device
+    sources: List[int]  # S values of the ScaLearn sweep
+    compare: int  # S of the loop / fusion / inference / adapter-part comparisons
+    repeats: int
+    warmup: int
+    seed: int = 0
+
+    @property
+    def amp(self) -> Optional[torch.dtype]:
+        return torch.bfloat16 if self.device.type == "cuda" else None
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=self.amp) if self.amp else contextlib.nullcontext()
+
+
+def _setup(args) -> Setup:
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    preset = get_preset(args.preset or ("paper" if device.type == "cuda" else "cpu")).with_(model=args.model)
+    try:
+        sources = sorted({int(s) for s in str(args.sources).split(",") if s.strip()})
+    except ValueError:
+        raise ValueError(f"--sources must be comma-separated integers, got {args.sources!r}") from None
+    if not sources or min(sources) < 1:
+        raise ValueError(f"--sources needs numbers >= 1, got {args.sources!r}")
+    compare = args.compare_sources or (8 if 8 in sources else max(sources))
+    if compare not in sources:
+        raise ValueError(f"--compare-sources {compare} must be one of --sources {sources}")
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    batch = args.batch_size or preset.batch_size
+    seq = args.seq_len or preset.max_length
+    if batch < 1 or seq < 2:
+        raise ValueError(f"--batch-size must be >= 1 and --seq-len >= 2, got {batch} and {seq}")
+    return Setup(preset.model, preset.num_layers, batch, seq, device, sources, compare, args.repeats,
+                 max(1, args.warmup), args.seed)
+
+
+# --------------------------------------------------------------------------------- configurations
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T) random token ids
+    attention_mask: torch.Tensor  # (B, T) all ones
+    labels: torch.Tensor  # (B,) random classes
+
+
+@dataclass
+class Trial:
+    """One configuration: a model, its trainable parameters and their optimiser."""
+
+    name: str
+    label: str  # for the table
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    trainable: int  # trainable parameters (head included)
+    mode: Optional[str] = None  # ScaLearn bank mode set before every step ("batched" / "loop")
+    extra_loss: Optional[Callable[[], torch.Tensor]] = None  # AdapterFusion's value regulariser
+    times: List[float] = field(default_factory=list)  # seconds per timed step
+    peak_bytes: Optional[int] = None  # peak live tensor bytes of the first step above what was live before
+
+
+def random_batch(config, setup: Setup) -> Batch:
+    """Random token ids (away from the low special ids) with a full mask, and random binary labels."""
+    g = torch.Generator().manual_seed(setup.seed)
+    low = min(1000, config.vocab_size // 2)
+    ids = torch.randint(low, config.vocab_size, (setup.batch_size, setup.seq_len), generator=g)
+    labels = torch.randint(0, 2, (setup.batch_size,), generator=g)
+    d = setup.device
+    return Batch(ids.to(d), torch.ones_like(ids).to(d), labels.to(d))
+
+
+def random_sources(hidden: int, layers: int, num_sources: int, seed: int) -> List[List[AdapterWeights]]:
+    """[layer][source] random non-zero seq_bn weights, r = hidden / 16 (no training needed for timing)."""
+    g = torch.Generator().manual_seed(seed)
+    r = max(1, hidden // 16)
+    rnd = lambda *shape: torch.randn(*shape, generator=g) * 0.02
+    return [[AdapterWeights(rnd(r, hidden), rnd(r), rnd(hidden, r), rnd(hidden)) for _ in range(num_sources)]
+            for _ in range(layers)]
+
+
+def _finish(name: str, label: str, model, setup: Setup, **kw) -> Trial:
+    """Add the shared head (seeded), move to the device, collect trainables and build AdamW."""
+    torch.manual_seed(setup.seed)
+    model.add_classification_head(HEAD, num_labels=2, overwrite_ok=True)
+    for p in model.heads[HEAD].parameters():
+        p.requires_grad_(True)
+    model.to(setup.device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    return Trial(name, label, model, torch.optim.AdamW(params, lr=1e-4), sum(p.numel() for p in params), **kw)
+
+
+def build_floor(base, setup: Setup) -> Trial:
+    model = copy.deepcopy(base)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.enable_input_require_grads()  # the embedding output requires grad: backward reaches layer 0
+    return _finish("floor", "floor (frozen, grad to embeddings)", model, setup)
+
+
+def build_adapter(base, setup: Setup) -> Trial:
+    from .sources import seq_bn_config
+
+    model = copy.deepcopy(base)
+    model.add_adapter("adapter", config=seq_bn_config())
+    model.train_adapter("adapter")
+    return _finish("adapter", "adapter (seq_bn, stage 1)", model, setup)
+
+
+def build_scalearn(base, setup: Setup, num_sources: int, mode: str = "batched") -> Trial:
+    model = copy.deepcopy(base)
+    cfg = model.config
+    layers = random_sources(cfg.hidden_size, cfg.num_hidden_layers, num_sources, setup.seed + num_sources)
+    sl = attach(model, ScaLearn(VARIANTS["scalearn"], [f"s{i}" for i in range(num_sources)], layers, cfg.hidden_size))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    sl.omega.omega.requires_grad_(True)
+    name, label = (f"scalearn-S{num_sources}", f"ScaLearn S={num_sources}") if mode == "batched" else \
+        (f"loop-S{num_sources}", f"ScaLearn S={num_sources}, loop")
+    return _finish(name, label, model, setup, mode=mode)
+
+
+def build_fusion(base, setup: Setup, num_sources: int) -> Trial:
+    from adapters.composition import Fuse
+    from .sources import seq_bn_config
+
+    model = copy.deepcopy(base)
+    torch.manual_seed(setup.seed + num_sources)
+    names = [f"s{i}" for i in range(num_sources)]
+    for n in names:
+        model.add_adapter(n, config=seq_bn_config())
+    fuse = Fuse(*names)
+    model.add_adapter_fusion(fuse, "dynamic")
+    model.train_adapter_fusion(fuse)
+    return _finish(f"fusion-S{num_sources}", f"AdapterFusion S={num_sources}", model, setup,
+                   extra_loss=model.get_fusion_regularization_loss)
+
+
+def build_trials(base, setup: Setup) -> List[Trial]:
+    k = setup.compare
+    log = logging.getLogger("adapters")
+    level = log.level
+    log.setLevel(logging.ERROR)  # add_adapter warns "none are activated" before train_adapter activates them
+    try:
+        return ([build_floor(base, setup), build_adapter(base, setup)]
+                + [build_scalearn(base, setup, s) for s in setup.sources]
+                + [build_scalearn(base, setup, k, mode="loop"), build_fusion(base, setup, k)])
+    finally:
+        log.setLevel(level)
+
+
+# ----------------------------------------------------------------------------------- measuring
+def train_step(trial: Trial, batch: Batch, setup: Setup) -> None:
+    """Forward + loss + backward + AdamW step + zero_grad on the trial's trainable parameters."""
+    if trial.mode is not None:
+        trial.model.scalearn.set_mode(trial.mode)
+    with setup.autocast():
+        logits = trial.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, head=HEAD).logits
+    loss = F.cross_entropy(logits.float(), batch.labels)
+    if trial.extra_loss is not None:
+        loss = loss + trial.extra_loss()
+    loss.backward()
+    trial.optimizer.step()
+    trial.optimizer.zero_grad(set_to_none=True)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], None], device: torch.device) -> float:
+    """Seconds one call of `fn` takes (device work included)."""
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Kineto prints a line on every profiler start/stop; keep the table readable."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
+    """Peak bytes of live tensors while `fn` runs, above those live when it starts."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # every allocation (+bytes) and free (-bytes) of the CPU allocator, in time order
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
+def interleave(trials: List[Trial], fn: Callable[[Trial], None], setup: Setup, progress: Callable[[str], None]):
+    """Memory round, warm-up rounds, then timed rounds; each round runs every trial once, start rotated."""
+    n = len(trials)
+    for t in trials:
+        t.times.clear()
+    for rnd in range(setup.warmup + setup.repeats):
+        order = trials[rnd % n:] + trials[: rnd % n]
+        for t in order:
+            if rnd == 0:
+                t.peak_bytes = peak_bytes(lambda: fn(t), setup.device)
+            elif rnd < setup.warmup:
+                fn(t)
+            else:
+                t.times.append(timed(lambda: fn(t), setup.device))
+        kind = "memory + warm-up" if rnd == 0 else "warm-up" if rnd < setup.warmup else "timed"
+        progress(f"round {rnd + 1}/{setup.warmup + setup.repeats} ({kind}) done")
+
+
+def inference(trials: List[Trial], batch: Batch, setup: Setup) -> Dict[str, dict]:
+    """Eval mode, no grad: ms per batch and examples/s, interleaved like training."""
+    def forward(t: Trial):
+        with torch.inference_mode(), setup.autocast():
+            t.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, head=HEAD)
+
+    for t in trials:
+        t.model.eval()
+    times = {t.name: [] for t in trials}
+    for rnd in range(1 + setup.repeats):
+        for t in trials[rnd % len(trials):] + trials[: rnd % len(trials)]:
+            s = timed(lambda: forward(t), setup.device)
+            if rnd:
+                times[t.name].append(s)
+    for t in trials:
+        t.model.train()
+    return {name: {"median_ms": 1e3 * statistics.median(v), "times_ms": [1e3 * x for x in v],
+                   "examples_per_s": setup.batch_size / statistics.median(v)} for name, v in times.items()}
+
+
+def adapter_part(config, setup: Setup) -> Dict[str, dict]:
+    """Only the bank: Σ_i ω_i ⊙ A_i(h) forward + backward (to h and ω) on h (B, T, d), batched vs loop, per S."""
+    d = config.hidden_size
+    g = torch.Generator().manual_seed(setup.seed)
+    h = torch.randn(setup.batch_size, setup.seq_len, d, generator=g).to(setup.device).requires_grad_(True)  # (B, T, d)
+    grad = torch.randn(setup.batch_size, setup.seq_len, d, generator=g).to(setup.device)  # (B, T, d)
+    out = {}
+    reps = max(10, 4 * setup.repeats)
+    for s in setup.sources:
+        bank = SourceBank(random_sources(d, 1, s, setup.seed + s)[0]).to(setup.device)
+        omega = torch.nn.Parameter(torch.full((s, d), 2.0 / s, device=setup.device))  # (S, d)
+
+        def step(mode: str):
+            bank.mode = mode
+            with setup.autocast():
+                y = bank(h, omega)  # (B, T, d)
+            y.backward(grad.to(y.dtype))
+            h.grad = omega.grad = None
+
+        times = {"batched": [], "loop": []}
+        for rnd in range(3 + reps):
+            for mode in (("batched", "loop") if rnd % 2 == 0 else ("loop", "batched")):
+                sec = timed(lambda: step(mode), setup.device)
+                if rnd >= 3:
+                    times[mode].append(sec)
+        out[f"S{s}"] = {mode: {"median_ms": 1e3 * statistics.median(v), "times_ms": [1e3 * x for x in v]}
+                        for mode, v in times.items()}
+    return out
+
+
+# ------------------------------------------------------------------------------------- reporting
+def machine_info(setup: Setup) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "device": setup.device.type, "dtype": "bf16 autocast" if setup.amp else "fp32", "gpu": None}
+    try:
+        import adapters
+        import transformers
+
+        info.update(transformers=transformers.__version__, adapters=adapters.__version__)
+    except ImportError:
+        pass
+    if setup.device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(setup.device)
+    return info
+
+
+def _load() -> Optional[List[float]]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def ratios(train: Dict[str, dict], infer: Dict[str, dict], part: Dict[str, dict], setup: Setup) -> dict:
+    """Time (and memory) ratios between configurations; > 1 means the first named one is slower (larger)."""
+    k, lo, hi = setup.compare, min(setup.sources), max(setup.sources)
+    ms = lambda name: train[name]["median_ms"]
+    mem = lambda name: train[name]["peak_mb"]
+    return {
+        "scalearn_vs_adapter": ms(f"scalearn-S{k}") / ms("adapter"),
+        "scalearn_vs_floor": ms(f"scalearn-S{k}") / ms("floor"),
+        "adapter_vs_floor": ms("adapter") / ms("floor"),
+        "growth_s1_to_s32": ms(f"scalearn-S{hi}") / ms(f"scalearn-S{lo}"),
+        "fusion_vs_scalearn": ms(f"fusion-S{k}") / ms(f"scalearn-S{k}"),
+        "loop_vs_batched": part[f"S{k}"]["loop"]["median_ms"] / part[f"S{k}"]["batched"]["median_ms"],
+        "loop_vs_batched_step": ms(f"loop-S{k}") / ms(f"scalearn-S{k}"),
+        "memory_scalearn_vs_adapter": mem(f"scalearn-S{k}") / mem("adapter"),
+        "memory_fusion_vs_scalearn": mem(f"fusion-S{k}") / mem(f"scalearn-S{k}"),
+        "inference_scalearn_vs_adapter": infer[f"scalearn-S{k}"]["median_ms"] / infer["adapter"]["median_ms"],
+    }
+
+
+def check_targets(r: dict) -> dict:
+    out = {}
+    for key, (op, limit) in TARGETS.items():
+        met = r[key] <= limit if op == "<=" else r[key] >= limit
+        out[key] = {"value": r[key], "target": f"{op} {limit}", "met": bool(met)}
+    return out
+
+
+def print_report(res: dict) -> None:
+    s, m = res["setup"], res["machine"]
+    print(f"\nscalearn-lite bench: {s['model_id']} ({s['num_layers']} layers, d={s['hidden_size']}, r={s['rank']}), "
+          f"batch {s['batch_size']} x {s['seq_len']} tokens, {m['device']} {m['dtype']}, {m['torch_threads']} threads, "
+          f"median of {s['repeats']} interleaved rounds")
+    print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; load average before/after "
+          f"{res['load_average']['start']} / {res['load_average']['end']}")
+    adapter, floor = res["train"]["adapter"]["median_ms"], res["train"]["floor"]["median_ms"]
+    head = f"{'training step (fwd + bwd + AdamW)':<38}{'ms':>9}{'x adapter':>11}{'x floor':>9}{'trainable':>12}{'peak MB':>10}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for r in res["train"].values():
+        print(f"{r['label']:<38}{r['median_ms']:>9.1f}{r['median_ms'] / adapter:>11.3f}{r['median_ms'] / floor:>9.3f}"
+              f"{r['trainable_params']:>12,}{r['peak_mb']:>10.1f}")
+    print(f"\n{'inference (eval, no grad)':<38}{'ms/batch':>9}{'examples/s':>12}")
+    for name, r in res["inference"].items():
+        print(f"{res['train'][name]['label']:<38}{r['median_ms']:>9.1f}{r['examples_per_s']:>12.1f}")
+    print(f"\n{'adapter part only (one bank, fwd + bwd)':<38}{'batched ms':>11}{'loop ms':>9}{'loop/batched':>14}")
+    for name, r in res["adapter_part"].items():
+        b, l = r["batched"]["median_ms"], r["loop"]["median_ms"]
+        print(f"{'S=' + name[1:]:<38}{b:>11.2f}{l:>9.2f}{l / b:>14.2f}")
+    print(f"\n{'ratio (S=' + str(s['compare_sources']) + ')':<38}{'measured':>9}{'target':>10}")
+    for key, v in res["ratios"].items():
+        t = res["targets"].get(key)
+        mark = f"{t['target']:>10}  {'met' if t['met'] else 'MISSED'}" if t else ""
+        print(f"{key:<38}{v:>9.3f}{mark}")
+    print(f"\nwall time {res['wall_seconds']:.0f} s")
+
+
+def benchmark(setup: Setup, progress: Callable[[str], None] = print) -> dict:
+    """Run every measurement and return the full result (what --json writes)."""
+    start, load_start = time.perf_counter(), _load()
+    base, _ = load_base(setup.model, setup.num_layers)
+    config = base.config
+    batch = random_batch(config, setup)
+    trials = build_trials(base, setup)
+    progress(f"built {len(trials)} configurations: {', '.join(t.name for t in trials)}")
+    interleave(trials, lambda t: train_step(t, batch, setup), setup, progress)
+    by_name = {t.name: t for t in trials}
+    infer = inference([by_name["adapter"], by_name[f"scalearn-S{setup.compare}"]], batch, setup)
+    progress("inference done")
+    part = adapter_part(config, setup)
+    progress("adapter part done")
+    train = {t.name: {"label": t.label, "median_ms": 1e3 * statistics.median(t.times),
+                      "times_ms": [1e3 * x for x in t.times], "trainable_params": t.trainable,
+                      "peak_mb": t.peak_bytes / 2**20} for t in trials}
+    r = ratios(train, infer, part, setup)
+    return {
+        "machine": machine_info(setup),
+        "setup": {"model": setup.model, "model_id": model_id(setup.model, setup.num_layers),
+                  "num_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
+                  "rank": max(1, config.hidden_size // 16), "batch_size": setup.batch_size, "seq_len": setup.seq_len,
+                  "repeats": setup.repeats, "warmup": setup.warmup, "sources": setup.sources,
+                  "compare_sources": setup.compare, "growth_sources": [min(setup.sources), max(setup.sources)],
+                  "seed": setup.seed, "optimizer": "AdamW lr 1e-4", "scalearn_variant": "scalearn (vector ω per layer, "
+                  "ω dropout 0.3)", "floor": "frozen base, no adapters; head trains and the word-embedding output "
+                  "requires grad, so backward runs through every layer",
+                  "memory": "peak live tensor bytes during a configuration's first training step above those live "
+                  "before it (weights excluded; activations, grads, optimiser state included): "
+                  + ("torch.cuda.max_memory_allocated" if setup.device.type == "cuda"
+                     else "torch.profiler profile_memory allocation events")},
+        "train": train,
+        "inference": infer,
+        "adapter_part": part,
+        "ratios": r,
+        "targets": check_targets(r),
+        "load_average": {"start": load_start, "end": _load()},
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def run(args) -> int:
+    setup = _setup(args)
+    say = lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)
+    res = benchmark(setup, say)
+    bad = [k for k, v in res["ratios"].items() if not (isinstance(v, float) and math.isfinite(v) and v > 0)]
+    if bad:
+        raise RuntimeError(f"non-finite or non-positive ratios {bad}: a measurement failed")
+    print_report(res)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.json), res)
+        print(f"→ {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m scalearn_lite.bench", description=__doc__.splitlines()[0])
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))

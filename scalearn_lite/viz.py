@@ -1,0 +1,430 @@
+"""ω tables (pandas) and seaborn plots: heatmaps per layer × source, ω over training, AdapterFusion
+attention next to ω, a target × source matrix, the efficiency plot, the probing plots, and widgets.
+
+Every plotting function returns its matplotlib Axes (or Figure) and takes `save=path` (.png or .svg).
+ω is unconstrained (it may be negative), so ω heatmaps use a diverging palette centred at 0.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Dict, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+OMEGA_CMAP = "vlag"  # seaborn's diverging blue-white-red: white is ω = 0
+ATTENTION_CMAP = "Blues"  # attention is a probability in [0, 1]
+RunLike = Union[str, Path, dict, object]
+
+
+# ----------------------------------------------------------------------------------------- tables
+def _omega_record(run: RunLike) -> dict:
+    """omega.json's content for a run folder / RunResult / omega.json path / dict / model with ScaLearn."""
+    if isinstance(run, dict):
+        return run
+    if hasattr(run, "path") and not hasattr(run, "scalearn"):  # a RunResult
+        run = run.path
+    if isinstance(run, (str, Path)):
+        path = Path(run)
+        path = path / "omega.json" if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: only ScaLearn variants (and 'average') write omega.json")
+        return json.loads(path.read_text())
+    from .transfer import omega_json
+
+    if hasattr(run, "scalearn"):  # a model with ScaLearn attached
+        return omega_json(run)
+    if hasattr(run, "omega") and hasattr(run, "sources"):  # a ScaLearn module
+        return omega_json(SimpleNamespace(scalearn=run))
+    raise TypeError(f"cannot read ω from {type(run).__name__}: give a run folder, RunResult, dict or model")
+
+
+def _layer_index(n: int) -> pd.Index:
+    return pd.Index([f"layer {l}" for l in range(n)], name="layer")
+
+
+def omega_frame(run_or_model: RunLike) -> pd.DataFrame:
+    """ω per layer × source, (L, S): index "layer 0".., columns the sources in order; mean over hidden units."""
+    rec = _omega_record(run_or_model)
+    values = np.asarray(rec["per_layer_source"], dtype=float)  # (L, S)
+    return pd.DataFrame(values, index=_layer_index(values.shape[0]),
+                        columns=pd.Index(rec["sources"], name="source"))
+
+
+def omega_spread(run_or_model: RunLike) -> pd.DataFrame:
+    """Std of ω over hidden units per layer × source, (L, S) (population std; 0 for the scalar variants)."""
+    rec = _omega_record(run_or_model)
+    if rec.get("per_unit") is None:
+        spread = np.zeros_like(np.asarray(rec["per_layer_source"], dtype=float))
+    else:
+        spread = np.asarray(rec["per_unit"], dtype=float).std(axis=-1)  # (L, S, d) → (L, S)
+    return pd.DataFrame(spread, index=_layer_index(spread.shape[0]), columns=pd.Index(rec["sources"], name="source"))
+
+
+def target_source_frame(runs: Mapping[str, RunLike], columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """targets × sources: each run's ω averaged over layers (and units); NaN where a source was not used."""
+    rows = {target: omega_frame(run).mean(axis=0) for target, run in runs.items()}
+    frame = pd.DataFrame(rows).T
+    if columns is not None:
+        frame = frame.reindex(columns=[c for c in columns if c in frame.columns])
+    frame.index.name, frame.columns.name = "target", "source"
+    return frame
+
+
+# ------------------------------------------------------------------------------------------ plots
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, save) -> None:
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=150, bbox_inches="tight")
+
+
+def _new_ax(ax, size):
+    if ax is not None:
+        return ax
+    _, ax = _plt().subplots(figsize=size)
+    return ax
+
+
+def _upright_cbar(ax, label: str) -> None:
+    """Colour-bar label written upright (a rotated ω reads as a 3)."""
+    cbar = ax.collections[0].colorbar if ax.collections else None
+    if cbar is not None:
+        cbar.ax.set_ylabel(label, rotation=0, labelpad=12, va="center")
+
+
+def _vmax(*frames: pd.DataFrame) -> float:
+    m = max(float(np.nanmax(np.abs(f.to_numpy(dtype=float)))) if f.size else 0.0 for f in frames)
+    return m if m > 0 else 1.0
+
+
+def omega_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "ω per layer × source",
+                  vmax: Optional[float] = None, annot: bool = True, fmt: str = ".2f", cbar: bool = True,
+                  save=None):
+    """Heatmap of an (L, S) ω frame, diverging palette centred at 0 (symmetric range ±vmax), annotated."""
+    import seaborn as sns
+
+    ax = _new_ax(ax, (1.2 + 1.1 * frame.shape[1], 0.9 + 0.45 * frame.shape[0]))
+    vmax = vmax or _vmax(frame)
+    sns.heatmap(frame, ax=ax, cmap=OMEGA_CMAP, center=0.0, vmin=-vmax, vmax=vmax, annot=annot, fmt=fmt,
+                linewidths=0.5, linecolor="white", cbar=cbar)
+    _upright_cbar(ax, "ω")
+    ax.set_xlabel("source adapter")
+    ax.set_ylabel("layer")
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    if title:
+        ax.set_title(title)
+    _save(ax.figure, save)
+    return ax
+
+
+def variant_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True):
+    """One ω heatmap per variant ({variant: run}), one shared colour scale; returns the Figure."""
+    from .config import PAPER_NAMES
+
+    plt = _plt()
+    frames = {v: omega_frame(r) for v, r in runs.items()}
+    vmax = _vmax(*frames.values())
+    n, first = len(frames), next(iter(frames.values()))
+    fig, axes = plt.subplots(1, n, figsize=(0.6 + n * (0.9 + 1.0 * first.shape[1]), 1.2 + 0.45 * first.shape[0]),
+                             squeeze=False)
+    for i, (variant, frame) in enumerate(frames.items()):
+        omega_heatmap(frame, ax=axes[0, i], title=PAPER_NAMES.get(variant, variant), vmax=vmax, annot=annot,
+                      cbar=i == n - 1)
+        if i:
+            axes[0, i].set_ylabel("")
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
+
+
+def _history(run: RunLike) -> pd.DataFrame:
+    path = Path(run.path if hasattr(run, "path") else run)
+    return pd.read_csv(path / "history.csv" if path.is_dir() else path)
+
+
+def omega_over_training(run: RunLike, ax=None, layer: Optional[int] = None, save=None):
+    """ω per source after each epoch (history.csv): the mean over layers with a min–max band, or one `layer`."""
+    from matplotlib.ticker import MaxNLocator
+
+    hist = _history(run)
+    cols = [c for c in hist.columns if c.startswith("omega/")]
+    if not cols:
+        raise ValueError("this run's history.csv has no ω columns (only ScaLearn variants record ω)")
+    ax = _new_ax(ax, (6, 3.6))
+    sources = list(dict.fromkeys(c.split("/", 2)[2] for c in cols))
+    epochs = hist["epoch"].to_numpy() + 1  # ω is recorded after each epoch
+    for s in sources:
+        per_layer = hist[[c for c in cols if c.split("/", 2)[2] == s]].to_numpy()  # (epochs, L)
+        if layer is not None:
+            ax.plot(epochs, hist[f"omega/{layer}/{s}"], marker="o", label=s)
+            continue
+        line, = ax.plot(epochs, per_layer.mean(1), marker="o", label=s)
+        ax.fill_between(epochs, per_layer.min(1), per_layer.max(1), color=line.get_color(), alpha=0.15)
+    ax.axhline(2.0 / len(sources), color="grey", ls="--", lw=1, label="init 2/S")
+    ax.axhline(0.0, color="black", lw=0.6)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("ω" + (f" (layer {layer})" if layer is not None else " (mean over layers, band: min–max)"))
+    ax.set_title("ω during training")
+    ax.legend(fontsize="small", ncol=2)
+    _save(ax.figure, save)
+    return ax
+
+
+def _fusion_setup(model, fusion):
+    from adapters.composition import Fuse
+
+    setup = fusion or model.active_adapters
+    if isinstance(setup, str):
+        setup = Fuse(*setup.split(","))
+    while setup is not None and not isinstance(setup, Fuse) and len(setup.children) == 1:
+        setup = setup.children[0]  # unwrap Stack(Fuse(...))
+    if not isinstance(setup, Fuse):
+        raise ValueError(f"the model has no active AdapterFusion (active: {model.active_adapters})")
+    return setup
+
+
+def fusion_attention_frame(model, loader_or_batch, fusion=None, head: Optional[str] = None) -> pd.DataFrame:
+    """AdapterFusion attention per layer × source, (L, S): averaged over every non-padding token of the batches."""
+    import torch
+
+    setup = _fusion_setup(model, fusion)
+    batches = [loader_or_batch] if isinstance(loader_or_batch, Mapping) else loader_or_batch
+    total, count = None, 0.0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for batch in batches:
+            inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            out = model(**inputs, output_adapter_fusion_attentions=True, **({"head": head} if head else {}))
+            per_layer = out["adapter_fusion_attentions"][setup.name]  # {layer: {location: (B, T, S)}}
+            mask = inputs["attention_mask"].float()  # (B, T)
+            sums = torch.stack([_location_mean(per_layer[l], mask) for l in sorted(per_layer)])  # (L, S)
+            total = sums if total is None else total + sums
+            count += float(mask.sum())
+    model.train(was_training)
+    values = (total / count).numpy()
+    return pd.DataFrame(values, index=_layer_index(values.shape[0]),
+                        columns=pd.Index(list(setup.children), name="source"))
+
+
+def _location_mean(locations: dict, mask):
+    import torch
+
+    key = "output_adapter" if "output_adapter" in locations else next(iter(locations))
+    att = torch.as_tensor(locations[key], dtype=torch.float32)  # (B, T, S)
+    return (att * mask[..., None]).sum((0, 1))  # (S,) summed over real tokens
+
+
+def compare_fusion_scalearn(fusion_frame: pd.DataFrame, omega: pd.DataFrame, save=None,
+                            titles=("AdapterFusion attention", "ScaLearn ω")):
+    """Side by side: fusion attention (softmax over sources, 0..1) and ω (unconstrained, diverging); a Figure."""
+    import seaborn as sns
+
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(2.5 + 2.2 * fusion_frame.shape[1], 1.2 + 0.45 * len(fusion_frame)))
+    sns.heatmap(fusion_frame, ax=a, cmap=ATTENTION_CMAP, vmin=0, vmax=1, annot=True, fmt=".2f", linewidths=0.5,
+                cbar_kws={"label": "attention"})
+    a.set_title(titles[0])
+    a.set_xlabel("source adapter")
+    a.tick_params(axis="x", rotation=30)
+    a.tick_params(axis="y", rotation=0)
+    omega_heatmap(omega, ax=b, title=titles[1])
+    b.set_ylabel("")
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
+
+
+def target_source_matrix(runs_or_frame: Union[Mapping[str, RunLike], pd.DataFrame], ax=None,
+                         title: str = "ω per target × source (mean over layers)",
+                         columns: Optional[Sequence[str]] = None, save=None):
+    """Heatmap of targets × sources (each target's own adapter outlined); ω diverging around 0."""
+    import seaborn as sns
+    from matplotlib.patches import Rectangle
+
+    frame = (runs_or_frame if isinstance(runs_or_frame, pd.DataFrame)
+             else target_source_frame(runs_or_frame, columns))
+    ax = _new_ax(ax, (1.5 + 1.1 * frame.shape[1], 1.0 + 0.55 * frame.shape[0]))
+    vmax = _vmax(frame)
+    sns.heatmap(frame, ax=ax, cmap=OMEGA_CMAP, center=0.0, vmin=-vmax, vmax=vmax, annot=True, fmt=".2f",
+                linewidths=0.5)
+    _upright_cbar(ax, "ω")
+    for i, target in enumerate(frame.index):
+        if target in frame.columns:
+            ax.add_patch(Rectangle((list(frame.columns).index(target), i), 1, 1, fill=False, lw=2, ec="black"))
+    ax.set_xlabel("source adapter (outlined: the target's own)")
+    ax.set_ylabel("target task")
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title(title)
+    _save(ax.figure, save)
+    return ax
+
+
+def efficiency_plot(results: pd.DataFrame, ax=None, metric: Optional[str] = None, save=None):
+    """Test score (mean ± std over seeds, %) against transfer parameters (log x), one point per method.
+
+    `results`: one row per run with columns name (or method), transfer_params, test_metric (in [0, 1]).
+    Methods that learn no transfer parameters are drawn at x = 1 and labelled "(0)".
+    """
+    label = "name" if "name" in results else "method"
+    g = results.groupby(label, sort=False)
+    table = pd.DataFrame({"params": g["transfer_params"].first(), "mean": 100 * g["test_metric"].mean(),
+                          "std": 100 * g["test_metric"].std(ddof=1).fillna(0.0)})
+    ax = _new_ax(ax, (7, 4))
+    for name, row in table.iterrows():
+        x = max(float(row["params"]), 1.0)
+        ax.errorbar(x, row["mean"], yerr=row["std"], fmt="o", capsize=3, ms=7)
+        ax.annotate(f"{name}{' (0)' if row['params'] == 0 else ''}", (x, row["mean"]), textcoords="offset points",
+                    xytext=(6, 6), fontsize="small")
+    ax.set_xscale("log")
+    ax.set_xlabel("transfer parameters (log scale; head excluded)")
+    metric = metric or (results["metric"].iloc[0] if "metric" in results else "score")
+    ax.set_ylabel(f"test {metric} (%)")
+    ax.set_title("score against transfer parameters")
+    ax.grid(True, which="major", alpha=0.3)
+    _save(ax.figure, save)
+    return ax
+
+
+def few_shot_plot(results: pd.DataFrame, ax=None, metric: Optional[str] = None, save=None):
+    """Test score against k (log x): mean ± std over seeds per method, each seed as a faint dot."""
+    label = "name" if "name" in results else "method"
+    ax = _new_ax(ax, (6.5, 4))
+    for name, part in results.groupby(label, sort=False):
+        g = part.groupby("k_shot")["test_metric"]
+        mean, std = 100 * g.mean(), 100 * g.std(ddof=1).fillna(0.0)
+        bar = ax.errorbar(mean.index, mean.values, yerr=std.values, marker="o", capsize=3, label=name)
+        ax.scatter(part["k_shot"], 100 * part["test_metric"], color=bar[0].get_color(), alpha=0.3, s=14)
+    ax.set_xscale("log")
+    ks = sorted(results["k_shot"].unique())
+    ax.set_xticks(ks)
+    ax.set_xticklabels([str(k) for k in ks])
+    ax.minorticks_off()
+    metric = metric or (results["metric"].iloc[0] if "metric" in results else "score")
+    ax.set_xlabel("k (target training examples)")
+    ax.set_ylabel(f"test {metric} (%)")
+    ax.set_title("few-shot transfer: mean ± std over seeds (dots: single seeds)")
+    ax.legend(fontsize="small")
+    _save(ax.figure, save)
+    return ax
+
+
+def probe_line(results: pd.DataFrame, ax=None, y: str = "test", metric: str = "score", save=None):
+    """Score against a fixed ω on one source adapter (rows: source, omega, validation, test), one line per source."""
+    ax = _new_ax(ax, (6, 3.6))
+    for source, part in results.groupby("source", sort=False):
+        part = part.sort_values("omega")
+        ax.plot(part["omega"], 100 * part[y], marker="o", label=source)
+    ax.set_xlabel("ω (fixed, same in every layer)")
+    ax.set_ylabel(f"{y} {metric} (%)")
+    ax.set_title("one frozen adapter scaled by ω, only a head trained")
+    ax.legend(title="scaled adapter", fontsize="small")
+    _save(ax.figure, save)
+    return ax
+
+
+def probe_grid(results: pd.DataFrame, ax=None, value: str = "test", names=None, metric: str = "score", save=None):
+    """Heatmap of the score over (ω_1, ω_2) (rows omega_1 upward, columns omega_2), the line ω_1 + ω_2 = 1, best cell boxed."""
+    import seaborn as sns
+    from matplotlib.patches import Rectangle
+
+    names = names or results.attrs.get("pair", ("source 1", "source 2"))
+    grid = 100 * results.pivot(index="omega_1", columns="omega_2", values=value).sort_index().sort_index(axis=1)
+    ax = _new_ax(ax, (1.5 + 0.8 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]))
+    sns.heatmap(grid, ax=ax, cmap="viridis", annot=True, fmt=".1f", cbar_kws={"label": f"{value} {metric} (%)"})
+    ax.invert_yaxis()  # ω_1 grows upward
+    rows, cols = grid.index.to_numpy(float), grid.columns.to_numpy(float)
+    w1 = np.linspace(max(rows.min(), 1 - cols.max()), min(rows.max(), 1 - cols.min()), 200)
+    if len(w1) and w1[0] <= w1[-1]:
+        xs = np.interp(1 - w1, cols, np.arange(len(cols)) + 0.5)
+        ys = np.interp(w1, rows, np.arange(len(rows)) + 0.5)
+        ax.plot(xs, ys, color="white", ls="--", lw=2)
+    i, j = np.unravel_index(np.nanargmax(grid.to_numpy()), grid.shape)
+    ax.add_patch(Rectangle((j, i), 1, 1, fill=False, lw=2.5, ec="red"))
+    ax.set_ylabel(f"ω₁ on {names[0]}")
+    ax.set_xlabel(f"ω₂ on {names[1]}")
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title("two frozen adapters at fixed ω\n(dashed: ω₁ + ω₂ = 1, red: best)")
+    _save(ax.figure, save)
+    return ax
+
+
+# ---------------------------------------------------------------------------------------- widgets
+def _widgets():
+    try:
+        import ipywidgets
+
+        return ipywidgets
+    except ImportError:
+        print("ipywidgets is not installed: showing the static figures only")
+        return None
+
+
+def run_browser(runs: Mapping[str, Mapping[str, RunLike]]):
+    """Dropdowns target / variant and a layer slider over {target: {variant: run}}: the ω heatmap and one layer's bars."""
+    w = _widgets()
+    if w is None:
+        return None
+    plt = _plt()
+    targets = list(runs)
+    target = w.Dropdown(options=targets, description="target")
+    variant = w.Dropdown(options=list(runs[targets[0]]), description="variant")
+    layer = w.IntSlider(min=0, max=len(omega_frame(next(iter(runs[targets[0]].values())))) - 1, description="layer")
+    out = w.Output()
+
+    def draw(*_):
+        variant.options = list(runs[target.value])
+        frame = omega_frame(runs[target.value][variant.value])
+        layer.max = len(frame) - 1
+        with out:
+            out.clear_output(wait=True)
+            fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.9 + 0.45 * len(frame) + 1))
+            omega_heatmap(frame, ax=a, title=f"{variant.value} → {target.value}")
+            a.axhline(layer.value, color="black", lw=2)
+            frame.iloc[layer.value].plot.bar(ax=b, color="tab:blue")
+            b.axhline(0, color="black", lw=0.6)
+            b.set_title(f"layer {layer.value}")
+            b.set_ylabel("ω")
+            plt.show()
+
+    for control in (target, variant, layer):
+        control.observe(draw, names="value")
+    draw()
+    box = w.VBox([w.HBox([target, variant, layer]), out])
+    box.redraw = draw  # for tests and scripts
+    return box
+
+
+def omega_sliders(scorer: Callable[[Optional[Sequence[float]]], float], sources: Sequence[str],
+                  start: Optional[Sequence[float]] = None, lo: float = -1.0, hi: float = 2.0, step: float = 0.05,
+                  metric: str = "metric"):
+    """One slider per source sets ω_i (every layer) by hand; the label shows scorer(ω) live, on release."""
+    w = _widgets()
+    if w is None:
+        return None
+    start = list(start) if start is not None else [1.0 / len(sources)] * len(sources)
+    sliders = [w.FloatSlider(value=v, min=lo, max=hi, step=step, description=s, continuous_update=False)
+               for s, v in zip(sources, start)]
+    label = w.HTML()
+
+    def update(*_):
+        values = [s.value for s in sliders]
+        label.value = f"<b>{metric} = {100 * scorer(values):.2f}</b> at ω = {[round(v, 2) for v in values]}"
+
+    for s in sliders:
+        s.observe(update, names="value")
+    update()
+    box = w.VBox([*sliders, label])
+    box.update, box.sliders, box.label = update, sliders, label
+    return box

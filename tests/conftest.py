@@ -1,0 +1,35 @@
+"""Shared fixtures: offline, CPU, a private cache for everything the tests train."""
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("SCALEARN_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+# Everything trained by the tests (and by notebooks they execute) goes to one throwaway cache,
+# shared across test files so a source adapter is trained once per session.
+os.environ.setdefault("SCALEARN_CACHE_DIR", tempfile.mkdtemp(prefix="scalearn-test-cache-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real GLUE/SuperGLUE files; tests that need them skip, naming the path, when absent."""
+    if not (DATA_DIR / "glue_data").is_dir():
+        pytest.skip(f"real GLUE/SuperGLUE data not found at {DATA_DIR} (set SCALEARN_DATA_DIR)")
+    return DATA_DIR
+
+
+def tiny_config(kind: str, hidden: int = 32, layers: int = 2):
+    """A tiny random BERT or RoBERTa config (vocab 120, 2 heads)."""
+    from transformers import BertConfig, RobertaConfig
+
+    cls = {"bert": BertConfig, "roberta": RobertaConfig}[kind]
+    return cls(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+               vocab_size=120, max_position_embeddings=80, pad_token_id=1)

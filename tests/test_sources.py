@@ -1,0 +1,104 @@
+"""Stage 1 on real data: only adapter + head train, it learns, its folder reloads in plain adapters, cache reuse."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from scalearn_lite.config import get_preset
+from scalearn_lite.encoding import encode
+from scalearn_lite.models import load_base
+from scalearn_lite.sources import (check_adapter_folder, fit_source, load_task_data, source_dir, source_weights,
+                                   train_source)
+from scalearn_lite.tasks import get_task
+from scalearn_lite.train import predict
+
+TINY = get_preset("tiny")
+
+
+def test_only_adapter_and_head_train_and_it_beats_the_majority_class(data_dir):
+    task = get_task("sst2")
+    rows = load_task_data(task, TINY, data_dir)
+    fresh, _ = load_base(TINY.model, TINY.num_layers)
+    net, tokenizer, result, test = fit_source(task, TINY, rows, seed=0, progress=False)
+    before = {n: p for n, p in fresh.named_parameters()}
+    changed = []
+    for n, p in net.named_parameters():
+        if n in before:
+            assert torch.equal(p, before[n]), f"base weight {n} changed"
+        else:
+            changed.append(n)
+    assert changed and all(".adapters.sst2." in n or n.startswith("heads.sst2.") for n in changed)
+    labels = [r["label"] for r in rows["test"]]
+    majority = max(labels.count(0), labels.count(1)) / len(labels)
+    assert test["accuracy"] > majority + 0.05, (test, majority)
+    assert result.best_epoch >= 0 and len(result.history) >= 1
+
+
+def test_saved_folder_reloads_with_plain_adapters_to_identical_logits(data_dir, tmp_path):
+    res = train_source("mrpc", TINY, data_dir=data_dir, seed=0, out=tmp_path / "mrpc", progress=False)
+    files = {p.name for p in res.path.iterdir()}
+    assert {"adapter_config.json", "pytorch_adapter.bin", "head_config.json", "pytorch_model_head.bin",
+            "metrics.json", "history.csv"} <= files
+    metrics = json.loads((res.path / "metrics.json").read_text())
+    assert metrics["metric"] == "accuracy" and 0 <= metrics["test"]["accuracy"] <= 1
+    task = get_task("mrpc")
+    rows = load_task_data(task, TINY, data_dir)["test"][:40]
+    logits = []
+    for _ in range(2):  # two independent plain-adapters loads: same logits, and = the metrics we stored
+        model, tokenizer = load_base(TINY.model, TINY.num_layers)
+        name = model.load_adapter(str(res.path), with_head=True)
+        model.set_active_adapters(name)
+        feats = encode(task, rows, tokenizer, TINY.max_length)
+        logits.append(predict(model, task, feats, tokenizer, head=name)[0])
+    assert (logits[0] == logits[1]).all()
+    full = load_task_data(task, TINY, data_dir)["test"]
+    model, tokenizer = load_base(TINY.model, TINY.num_layers)
+    name = model.load_adapter(str(res.path), with_head=True)
+    model.set_active_adapters(name)
+    all_logits = predict(model, task, encode(task, full, tokenizer, TINY.max_length), tokenizer, head=name)[0]
+    acc = float((all_logits.argmax(-1) == [r["label"] for r in full]).mean())
+    assert abs(acc - metrics["test"]["accuracy"]) < 1e-9
+
+
+def test_cache_is_reused_and_a_different_seed_is_not(data_dir):
+    first = train_source("rte", TINY, data_dir=data_dir, seed=0, progress=False)
+    assert first.path == source_dir("rte", TINY, 0)
+    again = train_source("rte", TINY, data_dir=data_dir, seed=0, progress=False)
+    assert again.cached and again.metrics == first.metrics
+    stamp = (first.path / "metrics.json").stat().st_mtime_ns
+    assert (again.path / "metrics.json").stat().st_mtime_ns == stamp
+    assert source_dir("rte", TINY, 1) != first.path
+    leftovers = [p for p in first.path.parent.iterdir() if p.name.startswith(".")]
+    assert not leftovers, f"temporary folders left behind: {leftovers}"
+
+
+def test_dev_only_task_trains_as_a_source_but_has_no_test(data_dir, tmp_path):
+    res = train_source("qnli", TINY.with_(max_train=64, source_epochs=1), data_dir=data_dir, out=tmp_path / "q",
+                       progress=False)
+    assert res.metrics["test"] == {} and res.metrics["rows"]["test"] == 0 and res.metrics["rows"]["train"] == 64
+
+
+def test_bad_source_folders_give_clear_errors(data_dir, tmp_path):
+    model, _ = load_base(TINY.model, TINY.num_layers)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_adapter_folder(tmp_path / "nope", model, "x")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "adapter_config.json").write_text("{not json")
+    (corrupt / "pytorch_adapter.bin").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        source_weights(model, corrupt, "x")
+    src = train_source("rte", TINY, data_dir=data_dir, seed=0, progress=False).path
+    other, _ = load_base(TINY.model, 1)  # same family, another layer count
+    with pytest.raises(ValueError, match="trained on base model 'all-MiniLM-L6-v2-L2'"):
+        source_weights(other, src, "rte")
+    bad = tmp_path / "wide"
+    bad.mkdir()
+    cfg = json.loads((src / "adapter_config.json").read_text())
+    cfg["hidden_size"] = 768
+    (bad / "adapter_config.json").write_text(json.dumps(cfg))
+    (bad / "pytorch_adapter.bin").write_bytes((src / "pytorch_adapter.bin").read_bytes())
+    with pytest.raises(ValueError, match="hidden size 768 but the base model has 384"):
+        source_weights(model, bad, "wide")

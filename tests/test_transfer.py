@@ -1,0 +1,127 @@
+"""Stage 2 end to end on real data (tiny preset): run folders, save/reload, what trains, bad input."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from scalearn_lite import transfer as tr
+from scalearn_lite.config import VARIANTS, get_preset
+from scalearn_lite.models import load_base
+from scalearn_lite.sources import add_task_head, encode_splits, load_task_data, resolve_source
+from scalearn_lite.tasks import get_task
+from scalearn_lite.train import FitConfig, fit, predict
+
+TINY = get_preset("tiny").with_(max_train=128, transfer_epochs=1)
+
+
+def run(tmp_path, method, target="mrpc", sources=("rte",), **kw):
+    return tr.transfer(target, list(sources), method, TINY, out=tmp_path / method, progress=False, **kw)
+
+
+@pytest.mark.parametrize("method", ["scalearn", "scalearn_pp", "scalearn_uniform", "scalearn_uniform_pp", "average"])
+def test_omega_run_folder_and_save_reload_identical_logits(data_dir, tmp_path, method):
+    res = run(tmp_path, method, data_dir=data_dir)
+    names = {p.name for p in res.path.iterdir()}
+    assert {"config.json", "metrics.json", "omega.json", "omega.pt", "history.csv", "head"} <= names
+    m = res.metrics
+    for key in ("test_metric", "validation_metric", "metric", "transfer_params", "trainable_params",
+                "wall_seconds", "steps"):
+        assert key in m
+    assert m["sources"] == ["rte", "mrpc"]  # the target's own adapter is a source, placed last
+    omega = json.loads((res.path / "omega.json").read_text())
+    assert omega["sources"] == ["rte", "mrpc"] and omega["num_layers"] == 2
+    assert len(omega["per_layer_source"]) == 2 and len(omega["per_layer_source"][0]) == 2
+    with open(res.path / "history.csv") as fh:
+        history = list(csv.DictReader(fh))
+    assert "omega/1/mrpc" in history[0]
+    net, tokenizer, task, cfg = tr.load_run(res.path)
+    feats = encode_splits(task, load_task_data(task, TINY, data_dir), tokenizer, TINY)["test"]
+    logits, _ = predict(net, task, feats, tokenizer, head=tr.HEAD)
+    acc = float((logits.argmax(-1) == [f["label"] for f in feats]).mean())
+    assert abs(acc - m["test"]["accuracy"]) < 1e-9  # the reloaded model reproduces the stored test score
+    net2, *_ = tr.load_run(res.path)
+    assert (predict(net2, task, feats[:16], tokenizer, head=tr.HEAD)[0] == logits[:16]).all()
+
+
+def test_parameter_counts_of_the_runs(data_dir, tmp_path):
+    d, layers, s = 384, 2, 2
+    expect = {"scalearn": layers * s * d, "scalearn_uniform": layers * s, "scalearn_pp": s * d,
+              "scalearn_uniform_pp": s, "average": 0}
+    for method, n in expect.items():
+        assert run(tmp_path, method, data_dir=data_dir).metrics["transfer_params"] == n
+
+
+@pytest.mark.parametrize("method", ["adapter", "adapterfusion", "head_only", "adaptersoup", "finetune"])
+def test_baselines_write_finished_run_folders(data_dir, tmp_path, method):
+    res = run(tmp_path, method, data_dir=data_dir)
+    assert (res.path / "metrics.json").is_file() and (res.path / "config.json").is_file()
+    assert 0.0 <= res.metrics["test_metric"] <= 1.0
+    if method == "adapterfusion":
+        assert res.metrics["transfer_params"] == 2 * (3 * 384 * 384 + 2 * 384)  # 3d²+2d per layer
+    if method == "adaptersoup":
+        assert res.metrics["adaptersoup"]["chosen"]
+
+
+def test_only_omega_and_head_change_base_and_sources_bit_identical(data_dir):
+    task = get_task("mrpc")
+    refs = [resolve_source(s, TINY, data_dir=data_dir, progress=False) for s in ("rte", "mrpc")]
+    net, tokenizer = load_base(TINY.model, TINY.num_layers)
+    tr.build_scalearn(net, ["rte", "mrpc"], refs, VARIANTS["scalearn"])
+    add_task_head(net, task, tr.HEAD)
+    params = tr._trainable(net, "scalearn")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    feats = encode_splits(task, load_task_data(task, TINY, data_dir), tokenizer, TINY)
+    fit(net, task, feats["train"][:64], feats["validation"], tokenizer,
+        FitConfig(lr=6e-3, epochs=1, batch_size=16, progress=False), params=params, head=tr.HEAD)
+    after = net.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert "scalearn.omega.omega" in changed
+    assert changed <= {"scalearn.omega.omega"} | {k for k in before if k.startswith(f"heads.{tr.HEAD}.")}
+    assert any(k.startswith("scalearn.banks.") for k in before)  # the source banks were compared too
+
+
+def test_adaptersoup_ranks_sources_by_sentence_similarity():
+    net, tokenizer = load_base(TINY.model, TINY.num_layers)
+    target = ["the movie was wonderful", "a dull and boring film"]
+    ranking = tr.rank_by_similarity(net, tokenizer, target, {
+        "numbers": ["3 + 4 = 7", "12 * 12 = 144"], "same": list(target)})
+    assert [name for name, _ in ranking] == ["same", "numbers"] and ranking[0][1] > 0.99
+
+
+def test_bad_input_gives_clear_errors(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="unknown method 'fusion'.*scalearn"):
+        run(tmp_path, "fusion", data_dir=data_dir)
+    with pytest.raises(ValueError, match="empty source list"):
+        run(tmp_path, "scalearn", sources=(), include_target=False, data_dir=data_dir)
+    with pytest.raises(ValueError, match="duplicate sources"):
+        run(tmp_path, "scalearn", sources=("rte", "rte"), data_dir=data_dir)
+    with pytest.raises(ValueError, match="qnli"):
+        run(tmp_path, "scalearn", target="qnli", data_dir=data_dir)
+    with pytest.raises(ValueError, match="neither a task name"):
+        run(tmp_path, "scalearn", sources=("nosuchtask",), data_dir=data_dir)
+
+
+def test_a_killed_run_leaves_no_finished_folder(data_dir, tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "evaluate", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "scalearn", data_dir=data_dir)
+    assert not (tmp_path / "scalearn").exists()
+    assert not [p for p in tmp_path.iterdir() if (p / "metrics.json").exists()]
+
+
+def test_params_cli_reads_the_paper_numbers():
+    out = subprocess.run([sys.executable, "-m", "scalearn_lite", "params", "--hidden-size", "768", "--num-layers", "12",
+                          "--sources", "8", "--json"], capture_output=True, text=True, check=True).stdout
+    counts = json.loads(out)
+    assert counts["scalearn"] == 73_728 and counts["scalearn_uniform"] == 96
+    assert counts["scalearn_pp"] == 6_144 and counts["scalearn_uniform_pp"] == 8
+    assert counts["adapterfusion"] == 21_252_096 and counts["adapter"] == 894_528
+    table = subprocess.run([sys.executable, "-m", "scalearn_lite", "params", "--hidden-size", "768", "--num-layers",
+                            "12", "--sources", "8"], capture_output=True, text=True, check=True).stdout
+    assert "73,728" in table and "0.3469%" in table
