@@ -384,7 +384,17 @@ def load_raw(task, data_dir=None, source: str = "auto") -> Dict[str, Rows]:
     """
     task = get_task(task)
     kind, root = _choose_source(task, data_dir, source)
-    return load_local(task, root) if kind == "local" else load_hub(task)
+    if kind == "local":
+        return load_local(task, root)
+    given = resolve_data_dir(data_dir)
+    try:
+        return load_hub(task)
+    except ConnectionError as err:
+        if source == "auto" and given is not None:  # the user pointed at a folder: say where we looked first
+            looked = ", ".join(str(p) for p in local_paths(task, given).values())
+            raise FileNotFoundError(f"no local data for task {task.name!r}: looked for {looked} (not found), "
+                                    f"and the hub fallback failed: {err}") from None
+        raise
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,17 +1,252 @@
-"""Placeholder until demo/reproduce land (issue 6)."""
+"""The main job: `demo` (the paper's comparison in miniature) and `reproduce` (a whole benchmark).
+
+Both are loops over `transfer()` runs (each resumable: a finished run folder is reused), then a
+results table in the paper's layout (rows = methods, columns = targets + average, mean ± std).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import data as data_mod
+from .config import get_preset
+from .io import write_text
+from .tasks import get_task, list_tasks
+from .transfer import METHOD_NAMES, METHODS, OMEGA_METHODS, transfer
+
+DEMO_SOURCES = ("cola", "sst2", "mrpc", "stsb", "rte")
+DEMO_TARGETS = ("rte", "mrpc")
+DEMO_METHODS = OMEGA_METHODS + ("adapter", "adapterfusion", "average", "head_only")
+# AdapterHub's published roberta-base Pfeiffer adapters (same architecture as our stage 1).
+HUB_ADAPTERS = {"cola": "cola", "sst2": "sst", "mrpc": "mrpc", "stsb": "sts_b", "qnli": "qnli", "rte": "rte",
+                "mnli": "mnli", "qqp": "qqp"}
+PAPER_AVERAGES = {"glue": {"finetune": 83.93, "adapter": 83.83, "adapterfusion": 85.01, "scalearn": 85.36,
+                           "scalearn_uniform": 85.02, "scalearn_pp": 85.35, "scalearn_uniform_pp": 85.14},
+                  "superglue": {"finetune": 71.74, "adapter": 73.19, "adapterfusion": 73.60, "scalearn": 75.55,
+                                "scalearn_uniform": 74.20, "scalearn_pp": 75.74, "scalearn_uniform_pp": 74.93}}
 
 
-def add_demo_arguments(p):
-    pass
+@dataclass
+class Job:
+    target: str
+    sources: List[str]
+    method: str
+    seed: int
+    include_target: bool = True
 
 
-def add_reproduce_arguments(p):
-    pass
+def hub_adapter_id(task: str) -> str:
+    """AdapterHub's roberta-base Pfeiffer adapter for a GLUE task."""
+    if task not in HUB_ADAPTERS:
+        raise ValueError(f"AdapterHub publishes no roberta-base Pfeiffer adapter for {task!r} in our list "
+                         f"({', '.join(HUB_ADAPTERS)}); train it with stage 1 instead")
+    return f"AdapterHub/roberta-base-{HUB_ADAPTERS[task]}_pfeiffer"
 
 
-def run_demo(args):
-    raise RuntimeError("demo is not implemented yet")
+def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress: bool = True) -> pd.DataFrame:
+    """Run (or reuse) every job; one row per run: method, target, seed, metric, value, transfer_params, path."""
+    rows, bar = [], tqdm(jobs, desc="runs", disable=not progress, unit="run")
+    for job in bar:
+        bar.set_postfix_str(f"{job.method} → {job.target} seed {job.seed}")
+        folder = out / "runs" / job.target / job.method / f"seed{job.seed}"
+        res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir, out=folder,
+                       include_target=job.include_target, progress=progress)
+        m = res.metrics
+        rows.append({"method": job.method, "target": job.target, "seed": job.seed, "metric": m["metric"],
+                     "value": 100.0 * m["test_metric"], "transfer_params": m["transfer_params"],
+                     "seconds": m["wall_seconds"], "path": str(res.path)})
+    return pd.DataFrame(rows)
 
 
-def run_reproduce(args):
-    raise RuntimeError("reproduce is not implemented yet")
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method and target: metric, mean, std (over seeds, ddof=1; 0 for one seed), seeds, transfer_params."""
+    g = runs.groupby(["method", "target"], sort=False)
+    out = g.agg(metric=("metric", "first"), mean=("value", "mean"), std=("value", lambda v: v.std(ddof=1) if len(v) > 1 else 0.0),
+                seeds=("seed", "count"), transfer_params=("transfer_params", "max")).reset_index()
+    return out
+
+
+def paper_table(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence[str]) -> str:
+    """Markdown table: rows = methods, columns = targets (metric) + Avg + transfer params."""
+    metric = {t: summary.loc[summary.target == t, "metric"].iloc[0] for t in targets if (summary.target == t).any()}
+    head = "| method | " + " | ".join(f"{t} ({metric.get(t, '')})" for t in targets) + " | Avg | transfer params |"
+    lines = [head, "|" + "---|" * (len(targets) + 3)]
+    for m in methods:
+        sub = summary[summary.method == m].set_index("target")
+        if sub.empty:
+            continue
+        cells = [f"{sub.at[t, 'mean']:.2f} ± {sub.at[t, 'std']:.2f}" if t in sub.index else "–" for t in targets]
+        avg = np.mean([sub.at[t, "mean"] for t in targets if t in sub.index])
+        params = int(sub["transfer_params"].max())
+        lines.append(f"| {METHOD_NAMES[m]} | " + " | ".join(cells) + f" | {avg:.2f} | {params:,} |")
+    return "\n".join(lines)
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> str:
+    """CPU model and cores (or the GPU) in one line."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def write_results(out: Path, runs: pd.DataFrame, summary: pd.DataFrame, table: str, header: str) -> None:
+    """results.csv (one row per method × target), runs.csv (one per run) and results.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    cols = ["method", "target", "metric", "mean", "std", "seeds", "transfer_params"]
+    write_text(out / "results.csv", summary[cols].to_csv(index=False, float_format="%.4f"))
+    write_text(out / "runs.csv", runs.to_csv(index=False, float_format="%.4f"))
+    write_text(out / "results.md", f"{header}\n\n{table}\n")
+
+
+def _plots(out: Path, runs: pd.DataFrame, summary: pd.DataFrame, targets: Sequence[str]) -> List[Path]:
+    """ω heatmaps per variant (first target, seed 0) and the parameter-efficiency plot, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import viz
+
+    paths = []
+    first = runs[(runs.target == targets[0]) & (runs.seed == runs.seed.min()) & runs.method.isin(OMEGA_METHODS)]
+    if not first.empty:
+        p = out / f"omega_heatmaps_{targets[0]}.png"
+        viz.variant_heatmaps({r.method: r.path for r in first.itertuples()}, save=p)
+        paths.append(p)
+    p = out / "efficiency.png"
+    viz.efficiency_plot(summary, save=p)
+    paths.append(p)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------ demo
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="cpu", help="cpu (default: embedded model, laptop budget), tiny or paper")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ (else $SCALEARN_DATA_DIR, else the hub)")
+    p.add_argument("--targets", default=",".join(DEMO_TARGETS), help=f"comma-separated targets (default {','.join(DEMO_TARGETS)})")
+    p.add_argument("--sources", default=",".join(DEMO_SOURCES), help=f"comma-separated sources (default {','.join(DEMO_SOURCES)})")
+    p.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated methods (default: the four "
+                   "ScaLearn variants, adapter, adapterfusion, average, head_only)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _csv(value: str) -> List[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def run_demo(args) -> int:
+    start = time.perf_counter()
+    preset, out = get_preset(args.preset), Path(args.out)
+    targets, sources, methods = _csv(args.targets), _csv(args.sources), _csv(args.methods)
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+    targets = [get_task(t).name for t in targets]
+    jobs = [Job(t, sources, m, s) for s in range(args.seeds) for t in targets for m in methods]
+    print(f"demo: {len(jobs)} runs ({len(methods)} methods × {len(targets)} targets × {args.seeds} seeds), "
+          f"sources {', '.join(sources)}, preset {preset.name}; stage-1 adapters are trained on first use and cached")
+    runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet)
+    summary = summarize(runs)
+    table = paper_table(summary, targets, methods)
+    minutes = (time.perf_counter() - start) / 60
+    header = (f"# scalearn_lite demo\n\n`scalearn-lite demo --preset {preset.name}` · targets {', '.join(targets)} · "
+              f"sources {', '.join(sources)} (target's own adapter last) · {args.seeds} seeds · test = official dev "
+              f"split, scores in % · machine: {machine()} · git {_git_revision()} · wall time {minutes:.1f} min")
+    write_results(out, runs, summary, table, header)
+    plots = _plots(out, runs, summary, targets)
+    print("\n" + table + "\n")
+    print(f"wrote {out / 'results.md'}, {out / 'results.csv'}, " + ", ".join(str(p) for p in plots))
+    print(f"total wall time {minutes:.1f} min")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- reproduce
+def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--benchmark", required=True, choices=["glue", "superglue"], help="which benchmark")
+    p.add_argument("--preset", default="cpu", help="cpu (embedded model) or paper (roberta-base, the paper's protocol)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--targets", default=None, help="comma-separated targets (default: every task with training data)")
+    p.add_argument("--sources", default=None, help="comma-separated sources (default: every task of the benchmark with "
+                   "data, dev-only ones included), or 'hub' for AdapterHub's roberta-base Pfeiffer adapters")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods (default: all)")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
+    p.add_argument("--out", default=None, help="output folder (default runs/reproduce/<benchmark>-<preset>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def benchmark_tasks(benchmark: str, data_dir=None) -> Dict[str, List[str]]:
+    """{"targets": tasks with training data here, "sources": tasks with any data here} for a benchmark."""
+    targets, sources = [], []
+    for name in list_tasks(benchmark):
+        try:
+            data_mod.load_raw(name, data_dir)
+        except (FileNotFoundError, ValueError, OSError):
+            continue
+        sources.append(name)
+        if data_mod.has_train(name, data_dir):
+            targets.append(name)
+    return {"targets": targets, "sources": sources}
+
+
+def run_reproduce(args) -> int:
+    start = time.perf_counter()
+    preset = get_preset(args.preset)
+    out = Path(args.out or f"runs/reproduce/{args.benchmark}-{preset.name}")
+    avail = benchmark_tasks(args.benchmark, args.data_dir)
+    targets = _csv(args.targets) if args.targets else avail["targets"]
+    methods = _csv(args.methods)
+    if not targets:
+        raise FileNotFoundError(f"no {args.benchmark} task has training data here; pass --data-dir or go online")
+    jobs = []
+    for t in targets:
+        if args.sources == "hub":
+            srcs = [hub_adapter_id(s) for s in avail["sources"] if s != t] + [hub_adapter_id(t)]
+            include = False
+        else:
+            srcs, include = (_csv(args.sources) if args.sources else avail["sources"]), True
+        jobs += [Job(t, srcs, m, s, include) for s in range(args.seeds) for m in methods]
+    print(f"reproduce {args.benchmark}: {len(targets)} targets × {len(methods)} methods × {args.seeds} seeds = "
+          f"{len(jobs)} runs; finished run folders in {out} are reused")
+    runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet)
+    summary = summarize(runs)
+    table = paper_table(summary, targets, methods)
+    paper = PAPER_AVERAGES[args.benchmark]
+    ref = "\n".join(f"| {METHOD_NAMES[m]} | {v:.2f} |" for m, v in paper.items())
+    header = (f"# reproduce {args.benchmark} ({preset.name} preset)\n\n`scalearn-lite reproduce --benchmark "
+              f"{args.benchmark} --preset {preset.name} --seeds {args.seeds}` · sources: "
+              f"{args.sources or ', '.join(avail['sources'])} · machine: {machine()} · git {_git_revision()} · "
+              f"wall time {(time.perf_counter() - start) / 60:.1f} min (finished runs reused)")
+    write_results(out, runs, summary, table, header)
+    write_text(out / "paper.md", f"Paper averages (roberta-base, {args.benchmark}):\n\n| method | avg |\n|---|---|\n{ref}\n")
+    print("\n" + table)
+    print(f"\nwrote {out / 'results.md'} and {out / 'results.csv'}")
+    return 0
