@@ -70,9 +70,36 @@ class Collator:
         return batch
 
 
+def _length(f: dict) -> int:
+    ids = f["input_ids"]
+    return max(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+
+class LengthGroupedSampler(torch.utils.data.Sampler):
+    """Random batches of similar length (less padding, same data): shuffle, sort within windows of
+    50 batches by length, cut into batches, shuffle the batches. A new order every epoch."""
+
+    def __init__(self, lengths: List[int], batch_size: int, seed: int = 0, window: int = 50):
+        self.lengths, self.batch_size, self.window = lengths, batch_size, window
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        size = self.batch_size * self.window
+        chunks = [sorted(order[i:i + size], key=lambda j: -self.lengths[j]) for i in range(0, len(order), size)]
+        batches = [c[i:i + self.batch_size] for c in chunks for i in range(0, len(c), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[b]
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
 def make_loader(feats: List[dict], task, tokenizer, batch_size: int, shuffle: bool = False,
                 seed: int = 0) -> DataLoader:
-    """A DataLoader over encoded features with dynamic padding (seeded shuffling)."""
-    gen = torch.Generator().manual_seed(seed)
+    """A DataLoader with dynamic padding; training batches are shuffled and grouped by length (seeded)."""
     collate = Collator(tokenizer.pad_token_id or 0, task.problem)
-    return DataLoader(feats, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=collate)
+    if not shuffle:
+        return DataLoader(feats, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    sampler = LengthGroupedSampler([_length(f) for f in feats], batch_size, seed)
+    return DataLoader(feats, batch_sampler=sampler, collate_fn=collate)

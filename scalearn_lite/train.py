@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import metrics as metrics_mod
-from .encoding import make_loader
+from .encoding import _length, make_loader
 
 
 @dataclass
@@ -104,7 +104,8 @@ def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = Non
             accelerator=None) -> tuple:
     """(logits (N, C) as numpy, mean loss) over encoded features, in eval mode."""
     accelerator = accelerator or _accelerator()
-    loader = accelerator.prepare(make_loader(feats, task, tokenizer, batch_size))
+    order = np.argsort([-_length(f) for f in feats], kind="stable")  # batch similar lengths: less padding
+    loader = accelerator.prepare(make_loader([feats[i] for i in order], task, tokenizer, batch_size))
     was_training = model.training
     model.eval()
     outs, losses, n = [], 0.0, 0
@@ -117,7 +118,9 @@ def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = Non
         losses += float(loss) * len(batch["labels"])
         n += len(batch["labels"])
     model.train(was_training)
-    return np.concatenate(outs), losses / max(n, 1)
+    logits = np.empty_like(np.concatenate(outs))
+    logits[order] = np.concatenate(outs)  # back to the input order
+    return logits, losses / max(n, 1)
 
 
 def evaluate(model, task, feats: List[dict], tokenizer, head: Optional[str] = None, batch_size: int = 64,
