@@ -102,3 +102,16 @@ def test_bad_source_folders_give_clear_errors(data_dir, tmp_path):
     (bad / "pytorch_adapter.bin").write_bytes((src / "pytorch_adapter.bin").read_bytes())
     with pytest.raises(ValueError, match="hidden size 768 but the base model has 384"):
         source_weights(model, bad, "wide")
+
+
+def test_another_adapter_architecture_is_refused(data_dir, tmp_path):
+    model, _ = load_base(TINY.model, TINY.num_layers)
+    src = train_source("rte", TINY, data_dir=data_dir, seed=0, progress=False).path
+    other = tmp_path / "houlsby_like"
+    other.mkdir()
+    cfg = json.loads((src / "adapter_config.json").read_text())
+    cfg["config"]["mh_adapter"] = True  # an adapter after attention too: not a seq_bn (Pfeiffer) adapter
+    (other / "adapter_config.json").write_text(json.dumps(cfg))
+    (other / "pytorch_adapter.bin").write_bytes((src / "pytorch_adapter.bin").read_bytes())
+    with pytest.raises(ValueError, match="not a seq_bn \\(Pfeiffer\\) adapter: mh_adapter=True"):
+        source_weights(model, other, "other")
