@@ -107,8 +107,9 @@ class ScaledOutput(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
         f = self.dropout(self.dense(hidden_states))  # (B, T, d) FFN output before its residual
-        h = self.LayerNorm(f + input_tensor)  # (B, T, d) the adapters' input
-        return self.LayerNorm(self.bank(h, self.omega(self.layer)) + f + input_tensor)  # (B, T, d)
+        residual = f + input_tensor  # (B, T, d) f + x
+        h = self.LayerNorm(residual)  # (B, T, d) the adapters' input
+        return self.LayerNorm(self.bank(h, self.omega(self.layer)) + residual)  # (B, T, d)
 
 
 class ScaLearn(nn.Module):
