@@ -12,11 +12,14 @@ and random labels. Configurations (each its own copy of the same base weights an
 
 A training step is forward + cross-entropy + backward + AdamW step + zero_grad. Configurations are
 interleaved: every round runs one step of each (the start rotates by one each round), after warm-up
-rounds; the median over rounds is reported. Memory is the peak of live tensor bytes during a
+rounds; the median (and the min) over rounds is reported. Memory is the peak of live tensor bytes during a
 configuration's first training step above what was live before it (activations, gradients, optimiser
 state; the model weights excluded): on CUDA `max_memory_allocated - memory_allocated`, on CPU the same
 quantity from the allocation events of `torch.profiler(profile_memory=True)`. It does not depend on the
-allocator or on the other models held by the process, so the configurations can share one process.
+allocator or on the other models held by the process, so the configurations can share one process (a
+cross-check against peak-RSS deltas in fresh processes gave the same ScaLearn/adapter ratio; RSS adds
+allocator overhead on top). The same untimed first step also counts matmul FLOPs (`with_flops=True`):
+the noise-free, machine-independent side of every time ratio.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +62,8 @@ TARGETS = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, help="model (and default batch / length) from a preset: tiny, cpu, "
                    "paper; default cpu (all-MiniLM-L6-v2, 6 layers) on --device cpu, paper (roberta-base) on cuda")
-    p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' (overrides the preset)")
+    p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' "
+                   "(overrides the preset)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (fp32) or cuda (bf16 autocast)")
     p.add_argument("--json", default=None, metavar="FILE", help="write every figure, the machine and the ratios here")
     p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's, 32)")
@@ -73,6 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare-sources", type=int, default=None, help="S for the loop, fusion, inference and "
                    "adapter-part comparisons (default 8 if in --sources, else the largest)")
     p.add_argument("--seed", type=int, default=0, help="seed for inputs, heads and source weights (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
 
 
 @dataclass
@@ -143,6 +148,7 @@ class Trial:
     extra_loss: Optional[Callable[[], torch.Tensor]] = None  # AdapterFusion's value regulariser
     times: List[float] = field(default_factory=list)  # seconds per timed step
     peak_bytes: Optional[int] = None  # peak live tensor bytes of the first step above what was live before
+    flops: Optional[int] = None  # matmul FLOPs of one step (forward + backward), counted by torch.profiler
 
 
 def random_batch(config, setup: Setup) -> Batch:
@@ -277,26 +283,28 @@ def _quiet_stderr():
         os.close(saved)
 
 
-def peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
-    """Peak bytes of live tensors while `fn` runs, above those live when it starts."""
-    if device.type == "cuda":
+def profile_step(fn: Callable[[], None], device: torch.device) -> Tuple[int, int]:
+    """(peak bytes of live tensors while `fn` runs above those live when it starts, matmul FLOPs of `fn`)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=not cuda, with_flops=True) as prof:
         fn()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    from torch.profiler import ProfilerActivity, profile
-
-    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+        _sync(device)
+    flops = sum(e.flops for e in prof.key_averages())
+    if cuda:
+        return torch.cuda.max_memory_allocated(device) - before, flops
     # every allocation (+bytes) and free (-bytes) of the CPU allocator, in time order
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     live = peak = 0
     for _, nbytes in events:
         live += nbytes
         peak = max(peak, live)
-    return peak
+    return peak, flops
 
 
 def interleave(trials: List[Trial], fn: Callable[[Trial], None], setup: Setup, progress: Callable[[str], None]):
@@ -308,7 +316,7 @@ def interleave(trials: List[Trial], fn: Callable[[Trial], None], setup: Setup, p
         order = trials[rnd % n:] + trials[: rnd % n]
         for t in order:
             if rnd == 0:
-                t.peak_bytes = peak_bytes(lambda: fn(t), setup.device)
+                t.peak_bytes, t.flops = profile_step(lambda: fn(t), setup.device)
             elif rnd < setup.warmup:
                 fn(t)
             else:
@@ -333,8 +341,8 @@ def inference(trials: List[Trial], batch: Batch, setup: Setup) -> Dict[str, dict
                 times[t.name].append(s)
     for t in trials:
         t.model.train()
-    return {name: {"median_ms": 1e3 * statistics.median(v), "times_ms": [1e3 * x for x in v],
-                   "examples_per_s": setup.batch_size / statistics.median(v)} for name, v in times.items()}
+    return {name: {**_stats(v), "examples_per_s": setup.batch_size / statistics.median(v)}
+            for name, v in times.items()}
 
 
 def adapter_part(config, setup: Setup) -> Dict[str, dict]:
@@ -362,12 +370,16 @@ def adapter_part(config, setup: Setup) -> Dict[str, dict]:
                 sec = timed(lambda: step(mode), setup.device)
                 if rnd >= 3:
                     times[mode].append(sec)
-        out[f"S{s}"] = {mode: {"median_ms": 1e3 * statistics.median(v), "times_ms": [1e3 * x for x in v]}
-                        for mode, v in times.items()}
+        out[f"S{s}"] = {mode: _stats(v) for mode, v in times.items()}
     return out
 
 
 # ------------------------------------------------------------------------------------- reporting
+def _stats(seconds: List[float]) -> dict:
+    return {"median_ms": 1e3 * statistics.median(seconds), "min_ms": 1e3 * min(seconds),
+            "times_ms": [1e3 * x for x in seconds]}
+
+
 def machine_info(setup: Setup) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -397,22 +409,29 @@ def _load() -> Optional[List[float]]:
         return None
 
 
-def ratios(train: Dict[str, dict], infer: Dict[str, dict], part: Dict[str, dict], setup: Setup) -> dict:
-    """Time (and memory) ratios between configurations; > 1 means the first named one is slower (larger)."""
+def ratios(train: Dict[str, dict], infer: Dict[str, dict], part: Dict[str, dict], setup: Setup,
+           stat: str = "median_ms") -> dict:
+    """Time (memory, FLOP) ratios between configurations; > 1 means the first named one is slower (larger)."""
     k, lo, hi = setup.compare, min(setup.sources), max(setup.sources)
-    ms = lambda name: train[name]["median_ms"]
+    ms = lambda name: train[name][stat]
     mem = lambda name: train[name]["peak_mb"]
+    flop = lambda name: train[name]["gflop"]
     return {
         "scalearn_vs_adapter": ms(f"scalearn-S{k}") / ms("adapter"),
         "scalearn_vs_floor": ms(f"scalearn-S{k}") / ms("floor"),
         "adapter_vs_floor": ms("adapter") / ms("floor"),
         "growth_s1_to_s32": ms(f"scalearn-S{hi}") / ms(f"scalearn-S{lo}"),
         "fusion_vs_scalearn": ms(f"fusion-S{k}") / ms(f"scalearn-S{k}"),
-        "loop_vs_batched": part[f"S{k}"]["loop"]["median_ms"] / part[f"S{k}"]["batched"]["median_ms"],
+        "loop_vs_batched": part[f"S{k}"]["loop"][stat] / part[f"S{k}"]["batched"][stat],
         "loop_vs_batched_step": ms(f"loop-S{k}") / ms(f"scalearn-S{k}"),
         "memory_scalearn_vs_adapter": mem(f"scalearn-S{k}") / mem("adapter"),
         "memory_fusion_vs_scalearn": mem(f"fusion-S{k}") / mem(f"scalearn-S{k}"),
-        "inference_scalearn_vs_adapter": infer[f"scalearn-S{k}"]["median_ms"] / infer["adapter"]["median_ms"],
+        "inference_scalearn_vs_adapter": infer[f"scalearn-S{k}"][stat] / infer["adapter"][stat],
+        # the same comparisons in matmul FLOPs: what the times would be if only matmuls cost (no noise)
+        "flops_scalearn_vs_adapter": flop(f"scalearn-S{k}") / flop("adapter"),
+        "flops_scalearn_vs_floor": flop(f"scalearn-S{k}") / flop("floor"),
+        "flops_growth_s1_to_s32": flop(f"scalearn-S{hi}") / flop(f"scalearn-S{lo}"),
+        "flops_fusion_vs_scalearn": flop(f"fusion-S{k}") / flop(f"scalearn-S{k}"),
     }
 
 
@@ -427,16 +446,18 @@ def check_targets(r: dict) -> dict:
 def print_report(res: dict) -> None:
     s, m = res["setup"], res["machine"]
     print(f"\nscalearn-lite bench: {s['model_id']} ({s['num_layers']} layers, d={s['hidden_size']}, r={s['rank']}), "
-          f"batch {s['batch_size']} x {s['seq_len']} tokens, {m['device']} {m['dtype']}, {m['torch_threads']} threads, "
-          f"median of {s['repeats']} interleaved rounds")
+          f"batch {s['batch_size']} x {s['seq_len']} tokens, {m['device']} {m['dtype']}, {m['torch_threads']} "
+          f"threads, median of {s['repeats']} interleaved rounds")
     print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; load average before/after "
           f"{res['load_average']['start']} / {res['load_average']['end']}")
     adapter, floor = res["train"]["adapter"]["median_ms"], res["train"]["floor"]["median_ms"]
-    head = f"{'training step (fwd + bwd + AdamW)':<38}{'ms':>9}{'x adapter':>11}{'x floor':>9}{'trainable':>12}{'peak MB':>10}"
+    head = (f"{'training step (fwd + bwd + AdamW)':<38}{'ms':>9}{'min ms':>9}{'x adapter':>11}{'x floor':>9}"
+            f"{'trainable':>12}{'peak MB':>10}{'GFLOP':>8}")
     print("\n" + head + "\n" + "-" * len(head))
     for r in res["train"].values():
-        print(f"{r['label']:<38}{r['median_ms']:>9.1f}{r['median_ms'] / adapter:>11.3f}{r['median_ms'] / floor:>9.3f}"
-              f"{r['trainable_params']:>12,}{r['peak_mb']:>10.1f}")
+        ms = r["median_ms"]
+        print(f"{r['label']:<38}{ms:>9.1f}{r['min_ms']:>9.1f}{ms / adapter:>11.3f}{ms / floor:>9.3f}"
+              f"{r['trainable_params']:>12,}{r['peak_mb']:>10.1f}{r['gflop']:>8.1f}")
     print(f"\n{'inference (eval, no grad)':<38}{'ms/batch':>9}{'examples/s':>12}")
     for name, r in res["inference"].items():
         print(f"{res['train'][name]['label']:<38}{r['median_ms']:>9.1f}{r['examples_per_s']:>12.1f}")
@@ -444,12 +465,32 @@ def print_report(res: dict) -> None:
     for name, r in res["adapter_part"].items():
         b, l = r["batched"]["median_ms"], r["loop"]["median_ms"]
         print(f"{'S=' + name[1:]:<38}{b:>11.2f}{l:>9.2f}{l / b:>14.2f}")
-    print(f"\n{'ratio (S=' + str(s['compare_sources']) + ')':<38}{'measured':>9}{'target':>10}")
+    print(f"\n{'ratio (S=' + str(s['compare_sources']) + ')':<38}{'median':>9}{'min':>9}{'target':>10}")
     for key, v in res["ratios"].items():
-        t = res["targets"].get(key)
+        t, best = res["targets"].get(key), res["ratios_min"].get(key)
         mark = f"{t['target']:>10}  {'met' if t['met'] else 'MISSED'}" if t else ""
-        print(f"{key:<38}{v:>9.3f}{mark}")
+        print(f"{key:<38}{v:>9.3f}{'' if best is None else f'{best:.3f}':>9}{mark}")
     print(f"\nwall time {res['wall_seconds']:.0f} s")
+
+
+def _describe(setup: Setup, config) -> dict:
+    cuda = setup.device.type == "cuda"
+    return {
+        "model": setup.model, "model_id": model_id(setup.model, setup.num_layers),
+        "num_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
+        "rank": max(1, config.hidden_size // 16), "batch_size": setup.batch_size, "seq_len": setup.seq_len,
+        "repeats": setup.repeats, "warmup": setup.warmup, "sources": setup.sources, "compare_sources": setup.compare,
+        "growth_sources": [min(setup.sources), max(setup.sources)], "seed": setup.seed, "optimizer": "AdamW lr 1e-4",
+        "scalearn_variant": "scalearn (vector ω per layer, ω dropout 0.3)",
+        "floor": "frozen base, no adapters; the head trains and the word-embedding output requires grad, so "
+                 "backward runs through every layer",
+        "timing": "median (and min) over interleaved rounds: one step of every configuration per round, start "
+                  "rotated, after warm-up",
+        "memory": "peak live tensor bytes during a configuration's first training step above those live before it "
+                  "(weights excluded; activations, grads, optimiser state included), from "
+                  + ("torch.cuda.max_memory_allocated" if cuda else "torch.profiler profile_memory allocation events"),
+        "gflop": "matmul FLOPs of one training step (forward + backward), torch.profiler with_flops",
+    }
 
 
 def benchmark(setup: Setup, progress: Callable[[str], None] = print) -> dict:
@@ -466,29 +507,20 @@ def benchmark(setup: Setup, progress: Callable[[str], None] = print) -> dict:
     progress("inference done")
     part = adapter_part(config, setup)
     progress("adapter part done")
-    train = {t.name: {"label": t.label, "median_ms": 1e3 * statistics.median(t.times),
-                      "times_ms": [1e3 * x for x in t.times], "trainable_params": t.trainable,
-                      "peak_mb": t.peak_bytes / 2**20} for t in trials}
+    train = {t.name: {"label": t.label, **_stats(t.times), "trainable_params": t.trainable,
+                      "peak_mb": t.peak_bytes / 2**20, "gflop": t.flops / 1e9} for t in trials}
     r = ratios(train, infer, part, setup)
+    best = ratios(train, infer, part, setup, "min_ms")
     return {
         "machine": machine_info(setup),
-        "setup": {"model": setup.model, "model_id": model_id(setup.model, setup.num_layers),
-                  "num_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
-                  "rank": max(1, config.hidden_size // 16), "batch_size": setup.batch_size, "seq_len": setup.seq_len,
-                  "repeats": setup.repeats, "warmup": setup.warmup, "sources": setup.sources,
-                  "compare_sources": setup.compare, "growth_sources": [min(setup.sources), max(setup.sources)],
-                  "seed": setup.seed, "optimizer": "AdamW lr 1e-4", "scalearn_variant": "scalearn (vector ω per layer, "
-                  "ω dropout 0.3)", "floor": "frozen base, no adapters; head trains and the word-embedding output "
-                  "requires grad, so backward runs through every layer",
-                  "memory": "peak live tensor bytes during a configuration's first training step above those live "
-                  "before it (weights excluded; activations, grads, optimiser state included): "
-                  + ("torch.cuda.max_memory_allocated" if setup.device.type == "cuda"
-                     else "torch.profiler profile_memory allocation events")},
+        "setup": _describe(setup, config),
         "train": train,
         "inference": infer,
         "adapter_part": part,
         "ratios": r,
         "targets": check_targets(r),
+        # the time ratios on each configuration's fastest step: robust to noise that only adds time
+        "ratios_min": {k: v for k, v in best.items() if not k.startswith(("memory", "flops"))},
         "load_average": {"start": load_start, "end": _load()},
         "wall_seconds": time.perf_counter() - start,
     }
@@ -496,6 +528,8 @@ def benchmark(setup: Setup, progress: Callable[[str], None] = print) -> dict:
 
 def run(args) -> int:
     setup = _setup(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     say = lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)
     res = benchmark(setup, say)
     bad = [k for k, v in res["ratios"].items() if not (isinstance(v, float) and math.isfinite(v) and v > 0)]

@@ -27,12 +27,14 @@ def test_bench_writes_every_figure(tmp_path, capsys):
         assert positive(res["ratios"][key]), key
     assert all(positive(v) for v in res["ratios"].values())
     assert set(res["targets"]) == set(bench.TARGETS)
+    assert "scalearn_vs_adapter" in res["ratios_min"] and all(positive(v) for v in res["ratios_min"].values())
     assert all(isinstance(t["met"], bool) for t in res["targets"].values())
 
     assert list(res["train"]) == CONFIGS
     for name, r in res["train"].items():
         assert positive(r["median_ms"]) and len(r["times_ms"]) == 1, name
-        assert positive(r["peak_mb"]) and r["trainable_params"] > 0, name
+        assert positive(r["peak_mb"]) and positive(r["gflop"]) and r["trainable_params"] > 0, name
+    assert res["train"]["scalearn-S2"]["gflop"] > res["train"]["scalearn-S1"]["gflop"]  # a wider bank, more work
     # what trains: the head alone (floor), ω + head (ScaLearn), adapter + head, fusion + head
     head = res["train"]["floor"]["trainable_params"]
     d, L = res["setup"]["hidden_size"], res["setup"]["num_layers"]
