@@ -62,11 +62,13 @@ def load_task_data(task: Task, preset: Preset, data_dir=None, k_shot: Optional[i
                    seed: int = 0, as_source: bool = False) -> Dict[str, list]:
     """Processed rows per split after the paper's protocol and the preset's subsampling.
 
-    `as_source`: a task with only a dev file here (QNLI, BoolQ offline) is split 90/10 from it and has no test.
+    `as_source`: stage 1 (the preset's max_train); a task with only a dev file here (QNLI, BoolQ offline)
+    is then split 90/10 from it and has no test. Otherwise stage 2 (transfer_max_train, if set).
     """
     dev_only = as_source and not data_mod.has_train(task, data_dir)
+    limit = preset.max_train if as_source or preset.transfer_max_train is None else preset.transfer_max_train
     splits = data_mod.load_splits(task.name, data_dir=data_dir, k_shot=k_shot, k_shot_seed=seed,
-                                  max_train=None if k_shot else preset.max_train, dev_as_train=dev_only)
+                                  max_train=None if k_shot else limit, dev_as_train=dev_only)
     return {"train": splits["train"].to_list(),
             "validation": _limit(splits["validation"].to_list(), preset.max_validation),
             "test": _limit(splits["test"].to_list(), preset.max_test)}

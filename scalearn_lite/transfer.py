@@ -59,6 +59,14 @@ def _same_task(ref: str, task: Task) -> bool:
         return False
 
 
+def _is_task(ref: str) -> bool:
+    try:
+        get_task(ref)
+        return True
+    except ValueError:
+        return False
+
+
 def _source_name(ref: str) -> str:
     """A short adapter name for a reference: the task name, or the folder / hub id tail."""
     try:
@@ -206,8 +214,12 @@ def _build(net, tokenizer, task: Task, spec: TransferSpec, rows, data_dir):
 
 def _build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
     texts = {}
-    for name in spec.sources:
-        src_rows = load_task_data(get_task(name), spec.preset, data_dir)["train"] if name != task.name else rows["train"]
+    for name, ref in zip(spec.sources, spec.source_refs):
+        if not _is_task(name):
+            raise ValueError(f"adaptersoup ranks sources by their training sentences, so each source must be a task "
+                             f"name; {ref!r} is not")
+        src_rows = (load_task_data(get_task(name), spec.preset, data_dir, as_source=True)["train"]
+                    if name != task.name else rows["train"])
         texts[name] = _texts(src_rows)
     ranking = rank_by_similarity(net, tokenizer, _texts(rows["train"]), texts, spec.preset.max_length)
     chosen = [name for name, _ in ranking[: spec.soup_k]]
