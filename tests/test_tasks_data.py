@@ -186,8 +186,8 @@ def test_hub_unreachable_gives_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("SCALEARN_DATA_DIR", raising=False)
     with pytest.raises(ConnectionError, match="SCALEARN_DATA_DIR"):
         data.load_raw("rte")  # auto, no data dir -> hub
-    with pytest.raises(ConnectionError, match="nyu-mll/glue"):
-        data.load_raw("rte", tmp_path)  # auto, files absent -> hub
+    with pytest.raises(FileNotFoundError, match="looked for .*RTE/train.tsv.*nyu-mll/glue"):
+        data.load_raw("rte", tmp_path)  # auto, files absent -> hub fails -> names the local paths too
     with pytest.raises(FileNotFoundError, match="HumSet"):
         data.load_raw("sectors", tmp_path)  # not on the hub at all
 

@@ -4,16 +4,17 @@ import json
 import subprocess
 import sys
 
+import importlib
+
 import pytest
 import torch
-
-from scalearn_lite import transfer as tr
 from scalearn_lite.config import VARIANTS, get_preset
 from scalearn_lite.models import load_base
 from scalearn_lite.sources import add_task_head, encode_splits, load_task_data, resolve_source
 from scalearn_lite.tasks import get_task
 from scalearn_lite.train import FitConfig, fit, predict
 
+tr = importlib.import_module("scalearn_lite.transfer")  # the module (the package exports the function `transfer`)
 TINY = get_preset("tiny").with_(max_train=128, transfer_epochs=1)
 
 
