@@ -94,9 +94,15 @@ def is_complete(folder: Path) -> bool:
     return (Path(folder) / "metrics.json").is_file()
 
 
+# The preset fields that change a stage-1 adapter: the cache key (stage-2 fields do not retrain sources).
+_STAGE1_FIELDS = ("model", "num_layers", "max_length", "batch_size", "max_train", "max_validation", "max_test",
+                  "source_lr", "source_epochs", "patience", "warmup_ratio", "max_steps")
+
+
 def _settings(task: Task, preset: Preset, seed: int, k_shot: Optional[int]) -> dict:
+    fields = asdict(preset)
     return {"task": task.name, "base": model_id(preset.model, preset.num_layers), "seed": seed,
-            "k_shot": k_shot, "preset": asdict(preset)}
+            "k_shot": k_shot, "preset": {k: fields[k] for k in _STAGE1_FIELDS}}
 
 
 def _history_csv(history: List[dict]) -> str:

@@ -115,3 +115,10 @@ def test_another_adapter_architecture_is_refused(data_dir, tmp_path):
     (other / "pytorch_adapter.bin").write_bytes((src / "pytorch_adapter.bin").read_bytes())
     with pytest.raises(ValueError, match="not a seq_bn \\(Pfeiffer\\) adapter: mh_adapter=True"):
         source_weights(model, other, "other")
+
+
+def test_stage2_settings_do_not_retrain_sources(data_dir):
+    first = train_source("rte", TINY, data_dir=data_dir, seed=0, progress=False)
+    again = train_source("rte", TINY.with_(transfer_epochs=7, transfer_lr=1e-2, fusion_lr=1e-3), data_dir=data_dir,
+                         seed=0, progress=False)
+    assert again.cached and again.path == first.path
