@@ -11,15 +11,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
 
 from . import data as data_mod
-from .config import PAPER_NAMES, Preset, ScaLearnConfig, get_preset
+from .config import Preset, ScaLearnConfig, get_preset
 from .encoding import encode, make_loader
 from .metrics import compute_metrics, main_metric
 from .models import load_base, model_id
@@ -116,6 +115,7 @@ def setup(seed: int = 0, mode: Optional[str] = None, verbose: bool = True) -> En
     if repo_root() is None and not os.environ.get(data_mod.ENV_CACHE_DIR):
         os.environ[data_mod.ENV_CACHE_DIR] = str(Path.cwd() / "data_cache")  # pip-installed: cache beside the notebook
     set_seed(seed)
+    _quiet_adapters_warning()
     device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
     env = Env(mode, device, data_dir, data_mod.cache_dir(), runs_root(), seed)
     if verbose:
@@ -128,6 +128,19 @@ def setup(seed: int = 0, mode: Optional[str] = None, verbose: bool = True) -> En
 def source_refs(tasks: Sequence[str], hub: bool = False) -> List[str]:
     """Task names as sources, or (hub=True) AdapterHub's roberta-base adapters where one is published."""
     return [HUB_ADAPTERS.get(t, t) if hub else t for t in tasks]
+
+
+def _quiet_adapters_warning() -> None:
+    """Drop adapters' "adapters available but none are activated" log line: loading a source adapter to copy its
+    weights out (never to run it) triggers it every time, and it reads like an error to a student."""
+    import logging
+
+    log = logging.getLogger("adapters.model_mixin")
+    if not any(getattr(f, "scalearn_quiet", False) for f in log.filters):
+        quiet = logging.Filter()
+        quiet.filter = lambda record: "none are activated" not in record.getMessage()
+        quiet.scalearn_quiet = True
+        log.addFilter(quiet)
 
 
 # ------------------------------------------------------------------------------------- stage 1
@@ -242,7 +255,7 @@ class ProbeBench:
                  data_dir=None, max_train: Optional[int] = None, include_target: bool = True,
                  progress: bool = False):
         from .sources import encode_splits, load_task_data, resolve_source
-        from .transfer import _same_task, _source_name, build_scalearn, order_sources
+        from .transfer import _source_name, build_scalearn, order_sources
 
         self.preset = _preset(preset).with_(max_train=max_train)
         base = _preset(preset)  # sources come from the cache of the unmodified preset
@@ -446,9 +459,3 @@ def batches(run_: InMemoryRun, split: str = "validation", batch_size: int = 32, 
     feats = run_.feats[split][:max_rows] if max_rows else run_.feats[split]
     return make_loader(feats, run_.task, run_.tokenizer, batch_size)
 
-
-def variant_names(methods: Iterable[str]) -> Dict[str, str]:
-    """{method: paper name} for display."""
-    from .transfer import METHOD_NAMES
-
-    return {m: METHOD_NAMES.get(m, PAPER_NAMES.get(m, m)) for m in methods}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -282,13 +282,14 @@ def efficiency_plot(results: pd.DataFrame, ax=None, metric: Optional[str] = None
     table = pd.DataFrame({"params": g["transfer_params"].first(), "mean": 100 * g["test_metric"].mean(),
                           "std": 100 * g["test_metric"].std(ddof=1).fillna(0.0)})
     ax = _new_ax(ax, (7, 4))
-    for name, row in table.iterrows():
+    markers = "oDs^vP*Xh<>p"
+    for i, (name, row) in enumerate(table.iterrows()):
         x = max(float(row["params"]), 1.0)
-        ax.errorbar(x, row["mean"], yerr=row["std"], fmt="o", capsize=3, ms=7)
-        ax.annotate(f"{name}{' (0)' if row['params'] == 0 else ''}", (x, row["mean"]), textcoords="offset points",
-                    xytext=(6, 6), fontsize="small")
+        label = f"{name} ({int(row['params']):,})"
+        ax.errorbar(x, row["mean"], yerr=row["std"], fmt=markers[i % len(markers)], capsize=3, ms=7, label=label)
+    ax.legend(title="method (transfer parameters)", fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
     ax.set_xscale("log")
-    ax.set_xlabel("transfer parameters (log scale; head excluded)")
+    ax.set_xlabel("transfer parameters (log scale, head excluded; 0 drawn at 1)")
     metric = metric or (results["metric"].iloc[0] if "metric" in results else "score")
     ax.set_ylabel(f"test {metric} (%)")
     ax.set_title("score against transfer parameters")
@@ -301,11 +302,13 @@ def few_shot_plot(results: pd.DataFrame, ax=None, metric: Optional[str] = None, 
     """Test score against k (log x): mean ± std over seeds per method, each seed as a faint dot."""
     label = "name" if "name" in results else "method"
     ax = _new_ax(ax, (6.5, 4))
-    for name, part in results.groupby(label, sort=False):
+    groups = list(results.groupby(label, sort=False))
+    for i, (name, part) in enumerate(groups):
+        shift = 1.0 + 0.05 * (i - (len(groups) - 1) / 2)  # small offsets on the log axis keep error bars apart
         g = part.groupby("k_shot")["test_metric"]
         mean, std = 100 * g.mean(), 100 * g.std(ddof=1).fillna(0.0)
-        bar = ax.errorbar(mean.index, mean.values, yerr=std.values, marker="o", capsize=3, label=name)
-        ax.scatter(part["k_shot"], 100 * part["test_metric"], color=bar[0].get_color(), alpha=0.3, s=14)
+        bar = ax.errorbar(mean.index * shift, mean.values, yerr=std.values, marker="o", capsize=3, label=name)
+        ax.scatter(part["k_shot"] * shift, 100 * part["test_metric"], color=bar[0].get_color(), alpha=0.3, s=14)
     ax.set_xscale("log")
     ks = sorted(results["k_shot"].unique())
     ax.set_xticks(ks)
@@ -334,8 +337,10 @@ def probe_line(results: pd.DataFrame, ax=None, y: str = "test", metric: str = "s
     return ax
 
 
-def probe_grid(results: pd.DataFrame, ax=None, value: str = "test", names=None, metric: str = "score", save=None):
-    """Heatmap of the score over (ω_1, ω_2) (rows omega_1 upward, columns omega_2), the line ω_1 + ω_2 = 1, best cell boxed."""
+def probe_grid(results: pd.DataFrame, ax=None, value: str = "test", select: str = "validation", names=None,
+               metric: str = "score", save=None):
+    """Heatmap of `value` over (ω_1, ω_2) (rows omega_1 upward, columns omega_2), the line ω_1 + ω_2 = 1 dashed,
+    and the cell that is best on `select` (validation: how a setting is chosen) boxed in red."""
     import seaborn as sns
     from matplotlib.patches import Rectangle
 
@@ -350,12 +355,13 @@ def probe_grid(results: pd.DataFrame, ax=None, value: str = "test", names=None, 
         xs = np.interp(1 - w1, cols, np.arange(len(cols)) + 0.5)
         ys = np.interp(w1, rows, np.arange(len(rows)) + 0.5)
         ax.plot(xs, ys, color="white", ls="--", lw=2)
-    i, j = np.unravel_index(np.nanargmax(grid.to_numpy()), grid.shape)
+    chosen = results.pivot(index="omega_1", columns="omega_2", values=select).sort_index().sort_index(axis=1)
+    i, j = np.unravel_index(np.nanargmax(chosen.to_numpy()), chosen.shape)
     ax.add_patch(Rectangle((j, i), 1, 1, fill=False, lw=2.5, ec="red"))
     ax.set_ylabel(f"ω₁ on {names[0]}")
     ax.set_xlabel(f"ω₂ on {names[1]}")
     ax.tick_params(axis="y", rotation=0)
-    ax.set_title("two frozen adapters at fixed ω\n(dashed: ω₁ + ω₂ = 1, red: best)")
+    ax.set_title(f"two frozen adapters at fixed ω\n(dashed: ω₁ + ω₂ = 1, red: best on {select})")
     _save(ax.figure, save)
     return ax
 

@@ -1,0 +1,231 @@
+"""viz: tables match the run folder, heatmaps show what the tables say, palettes and axes are the right kind."""
+import csv
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_config
+from scalearn_lite import viz
+from scalearn_lite.config import VARIANTS
+from scalearn_lite.models import from_config
+from scalearn_lite.scaling import AdapterWeights, ScaLearn, attach
+
+SOURCES = ["sst2", "rte", "mrpc"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def write_run(folder, seed=0, layers=3, hidden=4, sources=SOURCES, vector=True, epochs=3):
+    """A synthetic ScaLearn run folder: omega.json (with negative values), history.csv with ω snapshots, metrics."""
+    g = np.random.default_rng(seed)
+    per_unit = g.normal(0.3, 0.6, size=(layers, len(sources), hidden))  # (L, S, d), some entries < 0
+    per_unit[0, 1] -= 1.5  # one clearly negative cell
+    folder.mkdir(parents=True)
+    (folder / "omega.json").write_text(json.dumps({
+        "sources": sources, "num_layers": layers, "omega_shape": "vector" if vector else "scalar",
+        "share_layers": False, "per_layer_source": per_unit.mean(-1).tolist(),
+        "per_unit": per_unit.tolist() if vector else None}))
+    with open(folder / "history.csv", "w", newline="") as fh:
+        cols = ["epoch", "train_loss"] + [f"omega/{l}/{s}" for l in range(layers) for s in sources]
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for e in range(epochs):
+            w.writerow({"epoch": e, "train_loss": 1.0 / (e + 1),
+                        **{f"omega/{l}/{s}": 2 / len(sources) + 0.1 * e * (i - 1)
+                           for l in range(layers) for i, s in enumerate(sources)}})
+    (folder / "metrics.json").write_text(json.dumps({"method": "scalearn", "test_metric": 0.7}))
+    return folder, per_unit
+
+
+def test_omega_frame_and_spread_read_the_run_folder(tmp_path):
+    folder, per_unit = write_run(tmp_path / "run")
+    frame = viz.omega_frame(folder)
+    assert list(frame.index) == ["layer 0", "layer 1", "layer 2"]
+    assert list(frame.columns) == SOURCES  # source order is the meaning of ω's rows
+    np.testing.assert_allclose(frame.to_numpy(), per_unit.mean(-1))
+    np.testing.assert_allclose(viz.omega_spread(folder).to_numpy(), per_unit.std(-1))
+    assert viz.omega_frame(folder / "omega.json").equals(frame)
+
+
+def test_scalar_variant_has_zero_spread(tmp_path):
+    folder, _ = write_run(tmp_path / "run", vector=False)
+    assert (viz.omega_spread(folder).to_numpy() == 0).all()
+
+
+def test_heatmap_png_labels_and_annotations_match_the_frame(tmp_path):
+    folder, _ = write_run(tmp_path / "run")
+    frame = viz.omega_frame(folder)
+    ax = viz.omega_heatmap(frame, title="ω", save=tmp_path / "omega.png")
+    assert (tmp_path / "omega.png").read_bytes()[:8] == PNG_MAGIC
+    assert [t.get_text() for t in ax.get_xticklabels()] == SOURCES
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(frame.index)
+    annotated = [t.get_text() for t in ax.texts]
+    assert annotated == [f"{v:.2f}" for v in frame.to_numpy().ravel()]  # row-major, one per cell
+    assert any(float(s) < 0 for s in annotated)
+
+
+def test_heatmap_palette_is_diverging_and_centred_at_zero(tmp_path):
+    folder, _ = write_run(tmp_path / "run")
+    frame = viz.omega_frame(folder)
+    mesh = viz.omega_heatmap(frame).collections[0]
+    vmax = np.abs(frame.to_numpy()).max()
+    assert mesh.norm.vmin == pytest.approx(-vmax) and mesh.norm.vmax == pytest.approx(vmax)
+    assert mesh.norm(0.0) == pytest.approx(0.5)
+    neutral, low, high = (np.array(mesh.cmap(mesh.norm(v))[:3]) for v in (0.0, -vmax, vmax))
+    assert neutral.min() > 0.85  # ω = 0 is (near) white
+    assert low[2] > low[0] and high[0] > high[2]  # negative blue, positive red
+
+
+def test_svg_save(tmp_path):
+    folder, _ = write_run(tmp_path / "run")
+    viz.omega_heatmap(viz.omega_frame(folder), save=tmp_path / "omega.svg")
+    assert (tmp_path / "omega.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_variant_heatmaps_share_one_scale(tmp_path):
+    runs = {v: write_run(tmp_path / v, seed=i)[0] for i, v in enumerate(VARIANTS)}
+    fig = viz.variant_heatmaps(runs, save=tmp_path / "variants.png")
+    meshes = [ax.collections[0] for ax in fig.axes if ax.get_title()]  # the colour bar's axes have no title
+    assert len(meshes) == 4
+    vmax = max(np.abs(viz.omega_frame(r).to_numpy()).max() for r in runs.values())
+    assert all(m.norm.vmax == pytest.approx(vmax) and m.norm.vmin == pytest.approx(-vmax) for m in meshes)
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["ScaLearn", "ScaLearnUniform", "ScaLearn++", "ScaLearnUniform++"]
+
+
+def test_omega_over_training_draws_one_line_per_source(tmp_path):
+    folder, _ = write_run(tmp_path / "run")
+    ax = viz.omega_over_training(folder)
+    labels = [l.get_label() for l in ax.get_lines()]
+    assert labels[:3] == SOURCES and "init 2/S" in labels
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [2 / 3, 2 / 3 - 0.1, 2 / 3 - 0.2])
+    single = viz.omega_over_training(folder, layer=1, ax=plt.subplots()[1])
+    assert len([l for l in single.get_lines() if l.get_label() in SOURCES]) == 3
+
+
+def test_target_source_frame_aligns_sources_and_outlines_own(tmp_path):
+    a, _ = write_run(tmp_path / "a", sources=["sst2", "rte", "mrpc"])
+    b, _ = write_run(tmp_path / "b", seed=1, sources=["sst2", "mrpc", "rte"])
+    frame = viz.target_source_frame({"mrpc": a, "rte": b}, columns=["sst2", "rte", "mrpc"])
+    assert list(frame.columns) == ["sst2", "rte", "mrpc"] and list(frame.index) == ["mrpc", "rte"]
+    assert frame.loc["rte", "mrpc"] == pytest.approx(viz.omega_frame(b)["mrpc"].mean())
+    ax = viz.target_source_matrix(frame)
+    assert len(ax.patches) == 2  # each target's own adapter outlined
+
+
+def test_efficiency_plot_uses_a_log_x_axis():
+    results = pd.DataFrame({
+        "name": ["ScaLearn", "ScaLearn", "ScaLearnUniform++", "AdapterFusion", "Head only (ω=0)"],
+        "transfer_params": [73728, 73728, 8, 21252096, 0], "test_metric": [0.8, 0.82, 0.79, 0.78, 0.6],
+        "metric": "accuracy"})
+    ax = viz.efficiency_plot(results)
+    assert ax.get_xscale() == "log"
+    points = [c for c in ax.containers]
+    assert len(points) == 4  # one point (error bar) per method
+    xs = sorted(float(c.lines[0].get_xdata()[0]) for c in points)
+    assert xs == [1.0, 8.0, 73728.0, 21252096.0]  # zero-parameter methods sit at x = 1
+    assert "accuracy" in ax.get_ylabel()
+
+
+def test_few_shot_plot_has_one_series_per_method():
+    results = pd.DataFrame({"name": ["A", "A", "B", "B"] * 2, "k_shot": [4, 4, 4, 4, 16, 16, 16, 16],
+                            "seed": [0, 1] * 4, "test_metric": [0.5, 0.6, 0.55, 0.5, 0.7, 0.72, 0.6, 0.61]})
+    ax = viz.few_shot_plot(results)
+    assert ax.get_xscale() == "log" and len(ax.containers) == 2
+
+
+def test_probe_line_and_grid():
+    line = pd.DataFrame({"source": ["a"] * 3 + ["b"] * 3, "omega": [0, 0.5, 1] * 2,
+                         "validation": np.linspace(0.5, 0.8, 6), "test": np.linspace(0.5, 0.8, 6)})
+    assert len(viz.probe_line(line).get_lines()) == 2
+    vals = [0.0, 0.1, 0.5, 1.0]
+    grid = pd.DataFrame([{"omega_1": a, "omega_2": b, "validation": a + b, "test": -abs(a + b - 1.5)}
+                         for a in vals for b in vals])
+    ax = viz.probe_grid(grid, names=("own", "other"))
+    dashed = [l for l in ax.get_lines() if l.get_linestyle() == "--"][0]
+    # map cell coordinates back to ω: every point of the dashed line has ω1 + ω2 = 1
+    w2 = np.interp(dashed.get_xdata(), np.arange(4) + 0.5, vals)
+    w1 = np.interp(dashed.get_ydata(), np.arange(4) + 0.5, vals)
+    np.testing.assert_allclose(w1 + w2, 1.0, atol=1e-9)
+    assert ax.patches[-1].get_xy() == (3, 3)  # best on validation (ω1 + ω2 largest): ω1 = ω2 = 1.0
+    ax = viz.probe_grid(grid, ax=plt.subplots()[1], select="test")
+    assert ax.patches[-1].get_xy() == (3, 2)  # best on test: ω2 = 1.0 (column 3), ω1 = 0.5 (row 2)
+
+
+def _random_scalearn_model(hidden=32, layers=2, S=3):
+    torch.manual_seed(0)
+    model = from_config(tiny_config("bert", hidden=hidden, layers=layers))
+    r = hidden // 16
+    bank = [[AdapterWeights(torch.randn(r, hidden), torch.randn(r), torch.randn(hidden, r), torch.randn(hidden))
+             for _ in range(S)] for _ in range(layers)]
+    sl = attach(model, ScaLearn(VARIANTS["scalearn"], SOURCES[:S], bank, hidden))
+    with torch.no_grad():
+        sl.omega.omega.normal_(0.0, 1.0)
+    return model
+
+
+def test_omega_frame_from_a_model_is_the_mean_over_units():
+    model = _random_scalearn_model()
+    frame = viz.omega_frame(model)
+    omega = model.scalearn.omega.omega.detach()  # (L, S, d)
+    np.testing.assert_allclose(frame.to_numpy(), omega.mean(-1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(viz.omega_spread(model.scalearn).to_numpy(), omega.std(-1, unbiased=False).numpy(),
+                               rtol=1e-5)
+
+
+def test_fusion_attention_frame_averages_real_tokens_per_layer():
+    from adapters.composition import Fuse
+
+    torch.manual_seed(0)
+    model = from_config(tiny_config("bert"))
+    for name in ("a", "b", "c"):
+        model.add_adapter(name, config="seq_bn")
+    model.add_adapter_fusion(Fuse("a", "b", "c"), "dynamic")
+    model.set_active_adapters(Fuse("a", "b", "c"))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "adapter" in n:
+                p.normal_(0, 0.5)
+    model.eval()
+    ids = torch.randint(5, 120, (2, 7))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    frame = viz.fusion_attention_frame(model, [{"input_ids": ids, "attention_mask": mask}])
+    assert list(frame.columns) == ["a", "b", "c"] and list(frame.index) == ["layer 0", "layer 1"]
+    np.testing.assert_allclose(frame.sum(axis=1), 1.0, rtol=1e-5)  # a softmax over sources, token by token
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, output_adapter_fusion_attentions=True)
+    att = out["adapter_fusion_attentions"]["a,b,c"][0]["output_adapter"]  # (B, T, S)
+    real = np.concatenate([att[0], att[1, :4]])  # padding of row 1 excluded
+    np.testing.assert_allclose(frame.iloc[0].to_numpy(), real.mean(0), rtol=1e-5)
+    fig = viz.compare_fusion_scalearn(frame, frame - 0.3)
+    assert [a.get_title() for a in fig.axes if a.get_title()] == ["AdapterFusion attention", "ScaLearn ω"]
+
+
+def test_widgets_build_and_update_without_a_frontend(tmp_path):
+    pytest.importorskip("ipywidgets")
+    calls = []
+
+    def scorer(values):
+        calls.append(list(values))
+        return sum(values) / 10
+
+    box = viz.omega_sliders(scorer, ["a", "b"], start=[0.2, 0.3], metric="accuracy")
+    assert calls[-1] == [0.2, 0.3] and "accuracy = 5.00" in box.label.value
+    box.sliders[0].value = 0.7  # what a user's drag does
+    assert calls[-1] == [0.7, 0.3] and "accuracy = 10.00" in box.label.value
+    runs = {"mrpc": {v: write_run(tmp_path / v, seed=i)[0] for i, v in enumerate(["scalearn", "scalearn_pp"])}}
+    browser = viz.run_browser(runs)
+    assert browser is not None and browser.children[0].children[1].options == ("scalearn", "scalearn_pp")
