@@ -409,52 +409,16 @@ class OmegaScorer:
         return pd.DataFrame(rows).set_index("ω setting")
 
 
-@dataclass
-class InMemoryRun:
-    net: nn.Module
-    tokenizer: object
-    task: Task
-    feats: Dict[str, list]
-    metrics: dict
-
-
 def train_fusion(target: str, sources: Sequence[str], preset: Union[str, Preset], *, seed: int = 0, data_dir=None,
-                 max_steps: Optional[int] = None, progress: bool = False) -> InMemoryRun:
-    """AdapterFusion on `target`, trained like transfer(..., "adapterfusion") but kept in memory (for its attentions).
+                 max_steps: Optional[int] = None, progress: bool = False):
+    """AdapterFusion on `target` kept in memory (for its attention scores, which a run folder does not keep)."""
+    from .transfer import fit_transfer
 
-    transfer() saves no fusion weights, so a run folder cannot be reloaded with its fusion layers.
-    """
-    from .sources import add_task_head, encode_splits, load_task_data, resolve_source
-    from .train import FitConfig, evaluate, fit
-    from .transfer import HEAD, TransferSpec, _build_fusion, _same_task, _source_name, _trainable, order_sources
-
-    preset = _preset(preset)
-    task = data_mod.resolve_labels(get_task(target), data_dir)
-    names = order_sources(task, sources)
-    refs = [resolve_source(s, preset, data_dir=data_dir, seed=seed if _same_task(s, task) else 0, progress=progress)
-            for s in names]
-    rows = load_task_data(task, preset, data_dir, seed=seed)
-    set_seed(seed)
-    net, tokenizer = load_base(preset.model, preset.num_layers)
-    spec = TransferSpec(task.name, [_source_name(s) for s in names], "adapterfusion", preset, seed, source_refs=refs)
-    extra = _build_fusion(net, spec)
-    feats = encode_splits(task, rows, tokenizer, preset)
-    set_seed(seed)
-    add_task_head(net, task, HEAD)
-    params = _trainable(net, "adapterfusion")
-    cfg = FitConfig(lr=preset.fusion_lr, epochs=preset.transfer_epochs, batch_size=preset.batch_size,
-                    eval_batch_size=preset.eval_batch_size, select_by="metric", max_steps=max_steps, seed=seed,
-                    progress=progress, desc=f"adapterfusion → {task.name}")
-    result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
-                 extra_loss=extra)
-    test = evaluate(net, task, feats["test"], tokenizer, HEAD, preset.eval_batch_size)
-    net.eval()
-    metrics = {"metric": main_metric(task), "test": test, "validation": result.best_validation,
-               "steps": result.steps, "seconds": result.seconds}
-    return InMemoryRun(net, tokenizer, task, feats, metrics)
+    return fit_transfer(target, sources, "adapterfusion", _preset(preset), seed=seed, data_dir=data_dir,
+                        max_steps=max_steps, progress=progress)
 
 
-def batches(run_: InMemoryRun, split: str = "validation", batch_size: int = 32, max_rows: Optional[int] = None):
+def batches(run_, split: str = "validation", batch_size: int = 32, max_rows: Optional[int] = None):
     """A DataLoader over an in-memory run's encoded split (for fusion_attention_frame)."""
     feats = run_.feats[split][:max_rows] if max_rows else run_.feats[split]
     return make_loader(feats, run_.task, run_.tokenizer, batch_size)

@@ -91,6 +91,19 @@ def paper_table(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence
     return "\n".join(lines)
 
 
+def paper_comparison(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence[str], benchmark: str) -> str:
+    """Markdown: our average over `targets` next to the paper's benchmark average (roberta-base, all tasks)."""
+    paper = PAPER_AVERAGES[benchmark]
+    lines = [f"Our average over {', '.join(targets)} next to the paper's {benchmark} average (roberta-base, every "
+             f"task of the benchmark, DESIGN §1); compare the order of the methods, not the absolute numbers.", "",
+             "| method | ours (avg) | paper (avg) |", "|---|---|---|"]
+    for m in methods:
+        sub = summary[(summary.method == m) & summary.target.isin(targets)]
+        ours = f"{sub['mean'].mean():.2f}" if not sub.empty else "–"
+        lines.append(f"| {METHOD_NAMES[m]} | {ours} | {paper[m]:.2f} |" if m in paper else f"| {METHOD_NAMES[m]} | {ours} | – |")
+    return "\n".join(lines)
+
+
 def _git_revision() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -132,14 +145,18 @@ def _plots(out: Path, runs: pd.DataFrame, summary: pd.DataFrame, targets: Sequen
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     from . import viz
 
     paths = []
-    first = runs[(runs.target == targets[0]) & (runs.seed == runs.seed.min()) & runs.method.isin(OMEGA_METHODS)]
-    if not first.empty:
-        p = out / f"omega_heatmaps_{targets[0]}.png"
-        viz.variant_heatmaps({r.method: r.path for r in first.itertuples()}, save=p)
-        paths.append(p)
+    for target in targets:
+        first = runs[(runs.target == target) & (runs.seed == runs.seed.min()) & runs.method.isin(OMEGA_METHODS)]
+        if not first.empty:
+            p = out / f"omega_heatmaps_{target}.png"
+            viz.variant_heatmaps({r.method: r.path for r in first.itertuples()}, save=p)
+            plt.close("all")
+            paths.append(p)
     # one point per method: the average over targets, its spread over seeds
     per_seed = runs.groupby(["method", "seed"], sort=False).agg(value=("value", "mean"),
                                                                 transfer_params=("transfer_params", "max"))
@@ -244,14 +261,13 @@ def run_reproduce(args) -> int:
     runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet)
     summary = summarize(runs)
     table = paper_table(summary, targets, methods)
-    paper = PAPER_AVERAGES[args.benchmark]
-    ref = "\n".join(f"| {METHOD_NAMES[m]} | {v:.2f} |" for m, v in paper.items())
     header = (f"# reproduce {args.benchmark} ({preset.name} preset)\n\n`scalearn-lite reproduce --benchmark "
               f"{args.benchmark} --preset {preset.name} --seeds {args.seeds}` · sources: "
               f"{args.sources or ', '.join(avail['sources'])} · machine: {machine()} · git {_git_revision()} · "
               f"wall time {(time.perf_counter() - start) / 60:.1f} min (finished runs reused)")
-    write_results(out, runs, summary, table, header)
-    write_text(out / "paper.md", f"Paper averages (roberta-base, {args.benchmark}):\n\n| method | avg |\n|---|---|\n{ref}\n")
-    print("\n" + table)
-    print(f"\nwrote {out / 'results.md'} and {out / 'results.csv'}")
+    compare = paper_comparison(summary, targets, methods, args.benchmark)
+    write_results(out, runs, summary, table + "\n\n" + compare, header)
+    plots = _plots(out, runs, summary, targets)
+    print("\n" + table + "\n\n" + compare)
+    print(f"\nwrote {out / 'results.md'}, {out / 'results.csv'}, " + ", ".join(str(p) for p in plots))
     return 0

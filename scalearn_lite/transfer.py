@@ -5,6 +5,7 @@ config.json, history.csv, omega.json + omega.pt (ω methods), head/ and, last, m
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,27 +53,25 @@ def order_sources(target: Task, sources: Sequence[str], include_target: bool = T
     return ordered
 
 
-def _same_task(ref: str, task: Task) -> bool:
+def _task_name(ref: str) -> Optional[str]:
+    """The canonical task name if `ref` names a task, else None (a folder or hub id)."""
     try:
-        return get_task(ref).name == task.name
+        return get_task(ref).name
     except ValueError:
-        return False
+        return None
+
+
+def _same_task(ref: str, task: Task) -> bool:
+    return _task_name(ref) == task.name
 
 
 def _is_task(ref: str) -> bool:
-    try:
-        get_task(ref)
-        return True
-    except ValueError:
-        return False
+    return _task_name(ref) is not None
 
 
 def _source_name(ref: str) -> str:
     """A short adapter name for a reference: the task name, or the folder / hub id tail."""
-    try:
-        return get_task(ref).name
-    except ValueError:
-        return Path(ref.rstrip("/")).name.replace(".", "_")
+    return _task_name(ref) or Path(ref.rstrip("/")).name.replace(".", "_")
 
 
 @dataclass
@@ -156,23 +155,61 @@ def run_dir(spec: TransferSpec, root="runs") -> Path:
     return Path(root) / model_id(spec.preset.model, spec.preset.num_layers) / target / spec.method / f"seed{spec.seed}"
 
 
-def transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu", *,
-             seed: int = 0, k_shot: Optional[int] = None, data_dir=None, out=None, include_target: bool = True,
-             model: Optional[str] = None, soup_k: int = 3, progress: bool = True, force: bool = False) -> RunResult:
-    """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`."""
-    task = data_mod.resolve_labels(get_task(target), data_dir)
+@dataclass
+class TrainedTransfer:
+    """A transfer model trained in memory: the network, its data and scores (what a run folder is written from)."""
+
+    net: torch.nn.Module
+    tokenizer: object
+    task: Task
+    spec: TransferSpec
+    rows: Dict[str, list]
+    feats: Dict[str, list]
+    result: object  # train.FitResult
+    test: dict
+    params: List[torch.nn.Parameter]
+    soup: Optional[dict]
+    seconds: float
+
+    def metrics(self) -> dict:
+        """The metrics.json mapping of this run."""
+        return _metrics(self.task, self.spec, self.net, self.params, self.result, self.test, self.seconds,
+                        self.rows, self.soup)
+
+
+def _prepare(target: str, sources: Sequence[str], method: str, preset: Union[str, Preset], seed: int,
+             k_shot: Optional[int], include_target: bool, model: Optional[str], soup_k: int):
+    task = get_task(target)
     check_method(method)
     preset = get_preset(preset) if isinstance(preset, str) else preset
     preset = preset.with_(model=model)
     names_in = [] if method in ("head_only", "finetune") else order_sources(task, sources, include_target)
     spec = TransferSpec(task.name, [_source_name(s) for s in names_in], method, preset, seed, k_shot,
                         include_target, soup_k)
-    final = Path(out) if out is not None else run_dir(spec)
-    if not force and (final / "metrics.json").is_file():
-        return RunResult(final, read_json(final / "metrics.json"))
-    rows = load_task_data(task, preset, data_dir, k_shot, seed)  # fails early for a target without train data
+    return spec, names_in
+
+
+def fit_transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
+                 *, seed: int = 0, k_shot: Optional[int] = None, data_dir=None, include_target: bool = True,
+                 model: Optional[str] = None, soup_k: int = 3, max_steps: Optional[int] = None,
+                 progress: bool = True) -> TrainedTransfer:
+    """Train one transfer model and keep it in memory (transfer() is this plus the run folder).
+
+    Use it when you need the live network, e.g. AdapterFusion's attention scores, which a run folder
+    does not keep. `max_steps` caps the optimiser steps (None: the preset's budget).
+    """
+    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model, soup_k)
     if method == "adapter":
-        return _adapter_baseline(task, spec, final, data_dir, progress)
+        raise ValueError("method 'adapter' trains nothing in stage 2 (it is the target's stage-1 adapter); "
+                         "use transfer(..., method='adapter') or sources.train_source()")
+    return _fit(spec, names_in, data_dir, max_steps, progress)
+
+
+def _fit(spec: TransferSpec, names_in: List[str], data_dir, max_steps: Optional[int], progress: bool,
+         rows=None) -> TrainedTransfer:
+    task, preset, method, seed, k_shot = get_task(spec.target), spec.preset, spec.method, spec.seed, spec.k_shot
+    task = data_mod.resolve_labels(task, data_dir)
+    rows = rows if rows is not None else load_task_data(task, preset, data_dir, k_shot, seed)
     spec.source_refs = [resolve_source(s, preset, data_dir=data_dir, seed=0 if not _same_task(s, task) else seed,
                                        k_shot=k_shot if _same_task(s, task) else None, progress=progress)
                         for s in names_in]
@@ -184,16 +221,35 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
     add_task_head(net, task, HEAD)
     params = _trainable(net, method)
     lr = {"adapterfusion": preset.fusion_lr, "finetune": preset.finetune_lr}.get(method, preset.transfer_lr)
+    steps = max_steps if max_steps is not None else (1000 if k_shot else preset.max_steps)
     cfg = FitConfig(lr=lr, epochs=preset.transfer_epochs, batch_size=preset.batch_size,
                     eval_batch_size=preset.eval_batch_size, select_by="metric", warmup_ratio=preset.warmup_ratio,
-                    max_steps=1000 if k_shot else preset.max_steps, seed=seed, progress=progress,
-                    desc=f"{method} → {task.name}")
+                    max_steps=steps, seed=seed, progress=progress, desc=f"{method} → {task.name}")
     start = time.perf_counter()
     result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
                  extra_loss=extra, on_epoch=lambda: _omega_snapshot(net))
     test = evaluate(net, task, feats["test"], tokenizer, HEAD, preset.eval_batch_size)
-    metrics = _metrics(task, spec, net, params, result, test, time.perf_counter() - start, rows, soup)
-    _write_run(final, spec, net, result, metrics)
+    net.eval()
+    return TrainedTransfer(net, tokenizer, task, spec, rows, feats, result, test, params, soup,
+                           time.perf_counter() - start)
+
+
+def transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu", *,
+             seed: int = 0, k_shot: Optional[int] = None, data_dir=None, out=None, include_target: bool = True,
+             model: Optional[str] = None, soup_k: int = 3, progress: bool = True, force: bool = False) -> RunResult:
+    """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`."""
+    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model, soup_k)
+    final = Path(out) if out is not None else run_dir(spec)
+    if not force and (final / "metrics.json").is_file():
+        _check_same_run(final, spec)
+        return RunResult(final, read_json(final / "metrics.json"))
+    task = data_mod.resolve_labels(get_task(spec.target), data_dir)
+    rows = load_task_data(task, spec.preset, data_dir, k_shot, seed)  # fails early for a target without train data
+    if method == "adapter":
+        return _adapter_baseline(task, spec, final, data_dir, progress)
+    run = _fit(spec, names_in, data_dir, None, progress, rows=rows)
+    metrics = run.metrics()
+    _write_run(final, spec, run.net, run.result, metrics)
     return RunResult(final, metrics)
 
 
@@ -308,14 +364,35 @@ def omega_json(net) -> dict:
 
 def _write_run(final: Path, spec: TransferSpec, net, result, metrics: dict) -> None:
     with atomic_dir(final) as tmp:
-        write_json(tmp / "config.json", {**asdict(spec), "preset": asdict(spec.preset)})
+        write_json(tmp / "config.json", _run_config(spec))
         write_text(tmp / "history.csv", _history_csv(result.history))
         if hasattr(net, "scalearn"):
             torch.save({"omega": net.scalearn.omega.omega.detach().cpu(), "sources": net.scalearn.sources}, tmp / "omega.pt")
             write_json(tmp / "omega.json", omega_json(net))
+        if spec.method == "adapterfusion":  # the fusion layers (query, key, value); the sources stay in their folders
+            net.save_adapter_fusion(str(tmp / "fusion"), list(spec.sources))
         if spec.method != "finetune":
             net.save_head(str(tmp / "head"), HEAD)
         write_json(tmp / "metrics.json", metrics)
+
+
+def _run_config(spec: TransferSpec) -> dict:
+    return {**asdict(spec), "preset": asdict(spec.preset)}
+
+
+def _check_same_run(folder: Path, spec: TransferSpec) -> None:
+    """A finished folder is reused only if it holds this very run (source folders may have moved)."""
+    try:
+        saved = read_json(folder / "config.json")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{folder} has metrics.json but no readable config.json ({err}): the run folder is "
+                         f"corrupt; delete it or rerun with --force") from None
+    want = json.loads(json.dumps(_run_config(spec)))  # tuples → lists, as read back from JSON
+    diff = sorted(k for k in set(want) | set(saved) if k != "source_refs" and want.get(k) != saved.get(k))
+    if diff:
+        detail = "; ".join(f"{k}: saved {saved.get(k)!r}, asked {want.get(k)!r}" for k in diff)
+        raise ValueError(f"{folder} already holds a finished run with other settings ({detail}); "
+                         f"pass another --out, or --force to overwrite it")
 
 
 def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, progress) -> RunResult:
@@ -331,7 +408,7 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
                "steps": m["steps"], "train_seconds": m["seconds"], "wall_seconds": m["seconds"], "rows": m["rows"],
                "base": m["base"], "source_folder": str(src.path)}
     with atomic_dir(final) as tmp:
-        write_json(tmp / "config.json", {**asdict(spec), "preset": asdict(spec.preset)})
+        write_json(tmp / "config.json", _run_config(spec))
         (tmp / "history.csv").write_bytes((src.path / "history.csv").read_bytes())
         write_json(tmp / "metrics.json", metrics)
     return RunResult(final, metrics)
@@ -342,16 +419,29 @@ def _weights_numel(path: Path) -> int:
     return sum(v.numel() for v in weights.values())
 
 
+RELOADABLE = OMEGA_METHODS + ("average", "adapterfusion")
+
+
 def load_run(folder) -> tuple:
-    """Rebuild a saved ω run (any ScaLearn variant or `average`): (model in eval mode, tokenizer, task, config)."""
+    """Rebuild a saved run (a ScaLearn variant, `average` or `adapterfusion`): (model in eval mode, tokenizer, task, config)."""
     folder = Path(folder)
     if not (folder / "metrics.json").is_file():
         raise FileNotFoundError(f"{folder} is not a finished run folder (no metrics.json)")
     cfg = read_json(folder / "config.json")
-    if cfg["method"] not in OMEGA_METHODS + ("average",):
-        raise ValueError(f"load_run rebuilds ω runs; {folder} is a {cfg['method']!r} run")
+    if cfg["method"] not in RELOADABLE:
+        raise ValueError(f"load_run rebuilds {', '.join(RELOADABLE)} runs; {folder} is a {cfg['method']!r} run")
     preset = Preset(**cfg["preset"])
     net, tokenizer = load_base(preset.model, preset.num_layers)
+    if cfg["method"] == "adapterfusion":
+        _load_fusion(net, folder, cfg)
+    else:
+        _load_omega(net, folder, cfg)
+    net.load_head(str(folder / "head"), load_as=HEAD)
+    net.eval()
+    return net, tokenizer, get_task(cfg["target"]), cfg
+
+
+def _load_omega(net, folder: Path, cfg: dict) -> None:
     variant = VARIANTS.get(cfg["method"], ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
     sl = build_scalearn(net, cfg["sources"], cfg["source_refs"], variant)
     saved = torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
@@ -359,6 +449,19 @@ def load_run(folder) -> tuple:
         raise ValueError(f"{folder}/omega.pt does not match its config (sources {saved['sources']}, "
                          f"shape {tuple(saved['omega'].shape)}): the run folder is corrupt")
     sl.set_omega(saved["omega"])
-    net.load_head(str(folder / "head"), load_as=HEAD)
-    net.eval()
-    return net, tokenizer, get_task(cfg["target"]), cfg
+
+
+def _load_fusion(net, folder: Path, cfg: dict) -> None:
+    from adapters.composition import Fuse
+
+    if not (folder / "fusion").is_dir():
+        raise FileNotFoundError(f"{folder} has no fusion/ folder: it was written before fusion weights were saved; "
+                                f"rerun it with --force")
+    for name, ref in zip(cfg["sources"], cfg["source_refs"]):
+        load_adapter_into(net, ref, name)
+    net.load_adapter_fusion(str(folder / "fusion"), with_head=False)  # (returns None on *AdapterModel in 1.3.0)
+    want = ",".join(cfg["sources"])
+    if want not in net.adapters_config.fusions:
+        raise ValueError(f"{folder}/fusion holds a fusion of {sorted(net.adapters_config.fusions)}, but the run's "
+                         f"sources are {cfg['sources']}: the run folder is corrupt")
+    net.set_active_adapters(Fuse(*cfg["sources"]))

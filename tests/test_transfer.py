@@ -38,6 +38,11 @@ def test_omega_run_folder_and_save_reload_identical_logits(data_dir, tmp_path, m
     with open(res.path / "history.csv") as fh:
         history = list(csv.DictReader(fh))
     assert "omega/1/mrpc" in history[0]
+    assert_reload_reproduces(res, data_dir)
+
+
+def assert_reload_reproduces(res, data_dir):
+    m = res.metrics
     net, tokenizer, task, cfg = tr.load_run(res.path)
     feats = encode_splits(task, load_task_data(task, TINY, data_dir), tokenizer, TINY)["test"]
     logits, _ = predict(net, task, feats, tokenizer, head=tr.HEAD)
@@ -45,6 +50,22 @@ def test_omega_run_folder_and_save_reload_identical_logits(data_dir, tmp_path, m
     assert abs(acc - m["test"]["accuracy"]) < 1e-9  # the reloaded model reproduces the stored test score
     net2, *_ = tr.load_run(res.path)
     assert (predict(net2, task, feats, tokenizer, head=tr.HEAD)[0] == logits).all()  # same batches: bit-identical
+
+
+def test_adapterfusion_save_reload_identical_logits(data_dir, tmp_path):
+    res = run(tmp_path, "adapterfusion", data_dir=data_dir)
+    assert (res.path / "fusion").is_dir()
+    assert_reload_reproduces(res, data_dir)  # fusion query/key/value come back, not a freshly initialised layer
+
+
+def test_fit_transfer_keeps_the_model_in_memory_and_matches_the_run_folder(data_dir, tmp_path):
+    res = run(tmp_path, "adapterfusion", data_dir=data_dir)
+    live = tr.fit_transfer("mrpc", ["rte"], "adapterfusion", TINY, data_dir=data_dir, progress=False)
+    assert live.metrics()["test_metric"] == res.metrics["test_metric"]  # same seed, same training
+    assert live.metrics()["transfer_params"] == res.metrics["transfer_params"]
+    assert not live.net.training
+    with pytest.raises(ValueError, match="trains nothing in stage 2"):
+        tr.fit_transfer("mrpc", ["rte"], "adapter", TINY, data_dir=data_dir)
 
 
 def test_parameter_counts_of_the_runs(data_dir, tmp_path):
@@ -103,6 +124,18 @@ def test_bad_input_gives_clear_errors(data_dir, tmp_path):
         run(tmp_path, "scalearn", target="qnli", data_dir=data_dir)
     with pytest.raises(ValueError, match="neither a task name"):
         run(tmp_path, "scalearn", sources=("nosuchtask",), data_dir=data_dir)
+
+
+def test_a_finished_folder_is_reused_only_for_the_same_run(data_dir, tmp_path):
+    first = run(tmp_path, "head_only", data_dir=data_dir)
+    stamp = (first.path / "metrics.json").stat().st_mtime_ns
+    assert run(tmp_path, "head_only", data_dir=data_dir).metrics == first.metrics  # reused, not retrained
+    assert (first.path / "metrics.json").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="other settings.*seed: saved 0, asked 1.*--force"):
+        run(tmp_path, "head_only", data_dir=data_dir, seed=1)  # same folder, another run: never mixed up
+    (first.path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt"):
+        run(tmp_path, "head_only", data_dir=data_dir)
 
 
 def test_a_killed_run_leaves_no_finished_folder(data_dir, tmp_path, monkeypatch):

@@ -1,0 +1,66 @@
+"""The main job end to end on real data (tiny preset): `demo` and `reproduce` tables, files, plots, resuming."""
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from scalearn_lite.experiments import paper_comparison, paper_table, summarize
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "scalearn_lite", *args], capture_output=True, text=True)
+
+
+def test_summary_is_mean_and_sample_std_over_seeds_and_the_table_has_the_papers_layout():
+    runs = pd.DataFrame({"method": ["scalearn"] * 3 + ["adapter"] * 3, "target": ["rte", "rte", "mrpc"] * 2,
+                         "seed": [0, 1, 0] * 2, "metric": ["accuracy"] * 6, "value": [50.0, 54.0, 70.0, 60, 62, 80],
+                         "transfer_params": [10, 10, 10, 99, 99, 99]})
+    summary = summarize(runs).set_index(["method", "target"])
+    assert summary.loc[("scalearn", "rte"), "mean"] == 52.0
+    assert summary.loc[("scalearn", "rte"), "std"] == pytest.approx(2 ** 0.5 * 2)  # ddof=1: sqrt(8)
+    assert summary.loc[("scalearn", "mrpc"), "std"] == 0.0 and summary.loc[("scalearn", "rte"), "seeds"] == 2
+    table = paper_table(summary.reset_index(), ["rte", "mrpc"], ["scalearn", "adapter"]).splitlines()
+    assert table[0] == "| method | rte (accuracy) | mrpc (accuracy) | Avg | transfer params |"
+    assert table[2] == "| ScaLearn | 52.00 ± 2.83 | 70.00 ± 0.00 | 61.00 | 10 |"
+    assert table[3] == "| Adapter | 61.00 ± 1.41 | 80.00 ± 0.00 | 70.50 | 99 |"
+    compare = paper_comparison(summary.reset_index(), ["rte", "mrpc"], ["scalearn", "adapter"], "glue")
+    assert "| ScaLearn | 61.00 | 85.36 |" in compare and "| Adapter | 70.50 | 83.83 |" in compare
+
+
+def test_demo_writes_the_table_csv_and_plots_and_reproduce_reuses_its_runs(data_dir, tmp_path):
+    out = tmp_path / "demo"
+    args = ["--preset", "tiny", "--data-dir", str(data_dir), "--targets", "mrpc", "--sources", "rte",
+            "--seeds", "2", "--out", str(out), "--quiet"]
+    res = cli("demo", *args, "--methods", "scalearn,head_only,adapter")
+    assert res.returncode == 0, res.stderr
+    csv = pd.read_csv(out / "results.csv")
+    assert list(csv.columns) == ["method", "target", "metric", "mean", "std", "seeds", "transfer_params"]
+    assert sorted(csv.method) == ["adapter", "head_only", "scalearn"] and set(csv.seeds) == {2}
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 6  # 3 methods × 1 target × 2 seeds
+    for method, group in runs.groupby("method"):
+        row = csv[csv.method == method].iloc[0]
+        assert row["mean"] == pytest.approx(group.value.mean(), abs=1e-3)  # the table is computed from the runs
+    assert csv.set_index("method").at["scalearn", "transfer_params"] == 2 * 2 * 384  # L·S·d: rte + mrpc's own
+    md = (out / "results.md").read_text()
+    assert "| ScaLearn |" in md and "mrpc (accuracy)" in md and "wall time" in md
+    assert (out / "omega_heatmaps_mrpc.png").stat().st_size > 1000 and (out / "efficiency.png").is_file()
+    assert "ScaLearn" in res.stdout  # the table is printed
+
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/metrics.json")}
+    again = cli("reproduce", "--benchmark", "glue", *args, "--methods", "scalearn,head_only,adapter")
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/metrics.json")} == stamps  # nothing retrained
+    md = (out / "results.md").read_text()
+    assert "paper (avg)" in md and "| ScaLearn |" in md and "85.36" in md
+
+
+def test_reproduce_refuses_a_run_folder_from_other_settings(data_dir, tmp_path):
+    out = tmp_path / "r"
+    base = ["--benchmark", "glue", "--preset", "tiny", "--data-dir", str(data_dir), "--targets", "mrpc",
+            "--methods", "scalearn_uniform_pp", "--seeds", "1", "--out", str(out), "--quiet"]
+    assert cli("reproduce", *base, "--sources", "rte").returncode == 0
+    res = cli("reproduce", *base, "--sources", "sst2")  # same folder, other source list
+    assert res.returncode != 0
+    assert "other settings" in res.stderr and "Traceback" not in res.stderr
