@@ -9,14 +9,15 @@ REPO = "scalearn-lite/scalearn_lite"  # GitHub owner/name used by the Colab badg
 ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1]
 
 # Measured wall-clock times on 2 CPU cores (None: not measured). Fast mode: `pytest tests/test_notebooks.py` on a
-# quiet machine, cold cache (00 trains the shared sources). CPU mode: SCALEARN_MODE=cpu with nbclient, cold cache,
-# on a machine shared with two other heavy jobs (load average 4-5), so an upper bound.
+# quiet machine, cold cache (00 trains the shared sources). CPU mode: `python notebooks/execute.py NAME --mode cpu`;
+# 00-02 were measured on a machine shared with two other heavy jobs (load average 4-5), so upper bounds.
+BUSY = "measured on a busy machine: an upper bound"
 TIMES = {
-    "00_quickstart": {"fast": "57 s", "cpu": "10 min"},
-    "01_source_adapters": {"fast": "20 s", "cpu": "2.5 min"},
-    "02_why_scaling": {"fast": "29 s", "cpu": "21 min"},
+    "00_quickstart": {"fast": "57 s", "cpu": f"10 min ({BUSY})"},
+    "01_source_adapters": {"fast": "20 s", "cpu": f"2.5 min ({BUSY})"},
+    "02_why_scaling": {"fast": "29 s", "cpu": f"21 min ({BUSY})"},
     "03_scalearn_transfer": {"fast": "51 s", "cpu": None},
-    "04_reading_the_heatmaps": {"fast": "29 s", "cpu": None},
+    "04_reading_the_heatmaps": {"fast": "29 s", "cpu": "6 min (quiet machine, source adapters already cached)"},
     "05_few_shot": {"fast": "32 s", "cpu": None},
 }
 
@@ -32,7 +33,7 @@ def code(text):
 def header(name, title, subtitle):
     t = TIMES[name]
     fast = t["fast"] or "not yet measured"
-    cpu = f"{t['cpu']} (measured on a busy machine: an upper bound)" if t["cpu"] else "not yet measured"
+    cpu = t["cpu"] or "not yet measured"
     after = "" if name.startswith("00") else " Times assume notebook 00 has already trained the shared source adapters."
     badge = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
              f"(https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{name}.ipynb)")
@@ -74,6 +75,8 @@ parameters cell (or `SCALEARN_MODE`) to force a mode.
 
 def nb(name, cells):
     book = new_notebook(cells=cells)
+    for i, cell in enumerate(book.cells):  # stable ids: a rebuild changes only what was edited
+        cell["id"] = f"{name[:2]}-{i:02d}"
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     book.metadata["language_info"] = {"name": "python"}
     book.metadata["colab"] = {"provenance": []}
