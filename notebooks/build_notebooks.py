@@ -18,7 +18,7 @@ TIMES = {
     "02_why_scaling": {"fast": "29 s", "cpu": f"21 min ({BUSY})"},
     "03_scalearn_transfer": {"fast": "51 s", "cpu": None},
     "04_reading_the_heatmaps": {"fast": "29 s", "cpu": "6 min (quiet machine, source adapters already cached)"},
-    "05_few_shot": {"fast": "32 s", "cpu": None},
+    "05_few_shot": {"fast": "32 s", "cpu": "5.5 min (quiet machine, the full-data source adapters already cached)"},
 }
 
 
