@@ -16,7 +16,7 @@ TIMES = {
     "00_quickstart": {"fast": "57 s", "cpu": f"10 min ({BUSY})"},
     "01_source_adapters": {"fast": "20 s", "cpu": f"2.5 min ({BUSY})"},
     "02_why_scaling": {"fast": "29 s", "cpu": f"21 min ({BUSY})"},
-    "03_scalearn_transfer": {"fast": "51 s", "cpu": None},
+    "03_scalearn_transfer": {"fast": "51 s", "cpu": "14 min (quiet machine, source adapters and the four seed-0 ScaLearn runs of 04 already cached)"},
     "04_reading_the_heatmaps": {"fast": "29 s", "cpu": "6 min (quiet machine, source adapters already cached)"},
     "05_few_shot": {"fast": "32 s", "cpu": "5.5 min (quiet machine, the full-data source adapters already cached)"},
 }
