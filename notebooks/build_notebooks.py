@@ -22,6 +22,14 @@ TIMES = {
 }
 
 
+# The course's target and sources per mode, shared by every notebook's parameters cell (so that notebooks reuse
+# each other's cached runs).
+TARGET_LINE = 'TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")\n'
+TARGET_AND_SOURCES = TARGET_LINE + (
+    'SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],\n'
+    '                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])\n')
+
+
 def md(text):
     return new_markdown_cell(text.strip("\n"))
 
@@ -131,10 +139,7 @@ AdapterFusion's protocol), so `SOURCES` lists only the *other* tasks.
     code("""
 MODE = env.mode  # "fast", "cpu" or "full"
 PRESET = course.PRESET_OF_MODE[MODE]  # tiny / cpu / paper (see scalearn_lite/config.py)
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
-                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
-USE_HUB_ADAPTERS = MODE == "full"  # full mode: AdapterHub's published roberta-base adapters skip stage 1
+""" + TARGET_AND_SOURCES + """USE_HUB_ADAPTERS = MODE == "full"  # full mode: AdapterHub's published roberta-base adapters skip stage 1
 SOURCES = course.source_refs(SOURCES, hub=USE_HUB_ADAPTERS)
 SEED = 0
 """),
@@ -269,10 +274,7 @@ loss with patience 5). ScaLearn (stage 2) later replaces $A(h)$ by $\sum_i \omeg
     code("""
 MODE = env.mode
 PRESET = course.PRESET_OF_MODE[MODE]
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
-                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
-USE_HUB_ADAPTERS = MODE == "full"  # full mode: load AdapterHub's roberta-base adapters instead of training
+""" + TARGET_AND_SOURCES + """USE_HUB_ADAPTERS = MODE == "full"  # full mode: load AdapterHub's roberta-base adapters instead of training
 SOURCES = course.source_refs(SOURCES, hub=USE_HUB_ADAPTERS)
 SEED = 0
 """),
@@ -419,8 +421,7 @@ trains a fresh head (the shape of the adapters classification head) on it, keepi
     code("""
 MODE = env.mode
 PRESET = course.PRESET_OF_MODE[MODE]
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
-OTHER = course.by_mode(MODE, fast="sst2", cpu="stsb", full="qnli")  # the second adapter of the grid
+""" + TARGET_LINE + """OTHER = course.by_mode(MODE, fast="sst2", cpu="stsb", full="qnli")  # the second adapter of the grid
 OTHER = course.source_refs([OTHER], hub=MODE == "full")[0]
 OMEGAS = course.by_mode(MODE, fast=[0.0, 0.5, 1.0], cpu=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
 GRID = course.by_mode(MODE, fast=[0.0, 0.5, 1.0], cpu=[0.0, 0.3, 0.5, 0.7, 1.0],
@@ -558,10 +559,7 @@ as in the paper).
     code("""
 MODE = env.mode
 PRESET = course.PRESET_OF_MODE[MODE]
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
-                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
-SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
+""" + TARGET_AND_SOURCES + """SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
 VARIANTS = ["scalearn", "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp"]
 BASELINES = course.by_mode(MODE, fast=["adapter", "head_only", "adapterfusion"],
                            cpu=["adapter", "head_only", "average", "adapterfusion"])
@@ -684,10 +682,7 @@ nb("04_reading_the_heatmaps", [
     code("""
 MODE = env.mode
 PRESET = course.PRESET_OF_MODE[MODE]
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
-                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
-SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
+""" + TARGET_AND_SOURCES + """SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
 VARIANTS = ["scalearn", "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp"]
 MATRIX_TASKS = course.by_mode(MODE, fast=["sst2", "rte", "mrpc"], cpu=["sst2", "stsb", "rte", "mrpc"],
                               full=["rte", "mrpc", "stsb", "cola"])  # each target's sources: the other tasks
@@ -849,10 +844,7 @@ mean ± std.
     code("""
 MODE = env.mode
 PRESET = course.PRESET_OF_MODE[MODE]
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
-                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
-SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
+""" + TARGET_AND_SOURCES + """SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
 METHODS = ["scalearn", "adapter", "adapterfusion"]
 K_LIST = course.by_mode(MODE, fast=[4, 16], cpu=[4, 16, 32, 100])
 SEEDS = course.by_mode(MODE, fast=[0, 1], cpu=[0, 1, 2], full=[0, 1, 2, 3, 4])

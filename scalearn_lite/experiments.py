@@ -140,7 +140,7 @@ def write_results(out: Path, runs: pd.DataFrame, summary: pd.DataFrame, table: s
     write_text(out / "results.md", f"{header}\n\n{table}\n")
 
 
-def _plots(out: Path, runs: pd.DataFrame, summary: pd.DataFrame, targets: Sequence[str]) -> List[Path]:
+def _plots(out: Path, runs: pd.DataFrame, targets: Sequence[str]) -> List[Path]:
     """ω heatmaps per variant (first target, seed 0) and the parameter-efficiency plot, as PNG."""
     import matplotlib
 
@@ -204,7 +204,7 @@ def run_demo(args) -> int:
               f"sources {', '.join(sources)} (target's own adapter last) · {args.seeds} seeds · test = official dev "
               f"split, scores in % · machine: {machine()} · git {_git_revision()} · wall time {minutes:.1f} min")
     write_results(out, runs, summary, table, header)
-    plots = _plots(out, runs, summary, targets)
+    plots = _plots(out, runs, targets)
     print("\n" + table + "\n")
     print(f"wrote {out / 'results.md'}, {out / 'results.csv'}, " + ", ".join(str(p) for p in plots))
     print(f"total wall time {minutes:.1f} min")
@@ -267,7 +267,7 @@ def run_reproduce(args) -> int:
               f"wall time {(time.perf_counter() - start) / 60:.1f} min (finished runs reused)")
     compare = paper_comparison(summary, targets, methods, args.benchmark)
     write_results(out, runs, summary, table + "\n\n" + compare, header)
-    plots = _plots(out, runs, summary, targets)
+    plots = _plots(out, runs, targets)
     print("\n" + table + "\n\n" + compare)
     print(f"\nwrote {out / 'results.md'}, {out / 'results.csv'}, " + ", ".join(str(p) for p in plots))
     return 0

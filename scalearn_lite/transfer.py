@@ -202,14 +202,19 @@ def fit_transfer(target: str, sources: Sequence[str], method: str = "scalearn", 
     if method == "adapter":
         raise ValueError("method 'adapter' trains nothing in stage 2 (it is the target's stage-1 adapter); "
                          "use transfer(..., method='adapter') or sources.train_source()")
-    return _fit(spec, names_in, data_dir, max_steps, progress)
+    task, rows = _target_data(spec, data_dir)
+    return _fit(spec, task, rows, names_in, data_dir, max_steps, progress)
 
 
-def _fit(spec: TransferSpec, names_in: List[str], data_dir, max_steps: Optional[int], progress: bool,
-         rows=None) -> TrainedTransfer:
-    task, preset, method, seed, k_shot = get_task(spec.target), spec.preset, spec.method, spec.seed, spec.k_shot
-    task = data_mod.resolve_labels(task, data_dir)
-    rows = rows if rows is not None else load_task_data(task, preset, data_dir, k_shot, seed)
+def _target_data(spec: TransferSpec, data_dir):
+    """The target task (label names resolved) and its rows; fails early for a target without training data."""
+    task = data_mod.resolve_labels(get_task(spec.target), data_dir)
+    return task, load_task_data(task, spec.preset, data_dir, spec.k_shot, spec.seed)
+
+
+def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, max_steps: Optional[int],
+         progress: bool) -> TrainedTransfer:
+    preset, method, seed, k_shot = spec.preset, spec.method, spec.seed, spec.k_shot
     spec.source_refs = [resolve_source(s, preset, data_dir=data_dir, seed=0 if not _same_task(s, task) else seed,
                                        k_shot=k_shot if _same_task(s, task) else None, progress=progress)
                         for s in names_in]
@@ -243,11 +248,10 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
     if not force and (final / "metrics.json").is_file():
         _check_same_run(final, spec)
         return RunResult(final, read_json(final / "metrics.json"))
-    task = data_mod.resolve_labels(get_task(spec.target), data_dir)
-    rows = load_task_data(task, spec.preset, data_dir, k_shot, seed)  # fails early for a target without train data
+    task, rows = _target_data(spec, data_dir)
     if method == "adapter":
         return _adapter_baseline(task, spec, final, data_dir, progress)
-    run = _fit(spec, names_in, data_dir, None, progress, rows=rows)
+    run = _fit(spec, task, rows, names_in, data_dir, None, progress)
     metrics = run.metrics()
     _write_run(final, spec, run.net, run.result, metrics)
     return RunResult(final, metrics)
