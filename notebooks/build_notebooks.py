@@ -12,6 +12,9 @@ ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().pare
 # quiet machine, cold cache (00 trains the shared sources). CPU mode: `python notebooks/execute.py NAME --mode cpu`;
 # 00-02 were measured on a machine shared with two other heavy jobs (load average 4-5), so upper bounds.
 BUSY = "measured on a busy machine: an upper bound"
+# The CPU-mode times below were measured with the cpu preset of git 775c707 (1,000 source rows x 2 epochs, 500 target
+# rows x 3 epochs, fp32); the preset now trains 500 rows x 2 epochs in both stages, in bf16 on AMX CPUs.
+OLD_PRESET = "measured with the earlier, larger cpu preset of git 775c707; not yet re-measured"
 TIMES = {
     "00_quickstart": {"fast": "57 s", "cpu": f"10 min ({BUSY})"},
     "01_source_adapters": {"fast": "20 s", "cpu": f"2.5 min ({BUSY})"},
@@ -41,7 +44,7 @@ def code(text):
 def header(name, title, subtitle):
     t = TIMES[name]
     fast = t["fast"] or "not yet measured"
-    cpu = t["cpu"] or "not yet measured"
+    cpu = f"{t['cpu']} ({OLD_PRESET})" if t["cpu"] else "not yet measured"
     after = "" if name.startswith("00") else " Times assume notebook 00 has already trained the shared source adapters."
     badge = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
              f"(https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{name}.ipynb)")

@@ -9,6 +9,7 @@ and random labels. Configurations (each its own copy of the same base weights an
     scalearn-S{k}  ScaLearn (vector ω per layer) + head over k frozen random seq_bn sources, batched bank
     loop-S{k}      the same ScaLearn with `set_mode("loop")`: one adapter at a time, as Fuse and the paper run them
     fusion-S{k}    AdapterFusion (adapters' Fuse, "dynamic", its value regulariser in the loss) + head
+    bf16-S{k}      (CPU only) scalearn-S{k} under bf16 autocast: what `--cpu-precision bf16` / auto buys here
 
 A training step is forward + cross-entropy + backward + AdamW step + zero_grad. Configurations are
 interleaved: every round runs one step of each (the start rotates by one each round), after warm-up
@@ -149,6 +150,7 @@ class Trial:
     times: List[float] = field(default_factory=list)  # seconds per timed step
     peak_bytes: Optional[int] = None  # peak live tensor bytes of the first step above what was live before
     flops: Optional[int] = None  # matmul FLOPs of one step (forward + backward), counted by torch.profiler
+    cpu_bf16: bool = False  # forward under torch.autocast("cpu", bfloat16) instead of the setup's precision
 
 
 def random_batch(config, setup: Setup) -> Batch:
@@ -198,7 +200,7 @@ def build_adapter(base, setup: Setup) -> Trial:
     return _finish("adapter", "adapter (seq_bn, stage 1)", model, setup)
 
 
-def build_scalearn(base, setup: Setup, num_sources: int, mode: str = "batched") -> Trial:
+def build_scalearn(base, setup: Setup, num_sources: int, mode: str = "batched", cpu_bf16: bool = False) -> Trial:
     model = copy.deepcopy(base)
     cfg = model.config
     layers = random_sources(cfg.hidden_size, cfg.num_hidden_layers, num_sources, setup.seed + num_sources)
@@ -208,7 +210,9 @@ def build_scalearn(base, setup: Setup, num_sources: int, mode: str = "batched") 
     sl.omega.omega.requires_grad_(True)
     name, label = (f"scalearn-S{num_sources}", f"ScaLearn S={num_sources}") if mode == "batched" else \
         (f"loop-S{num_sources}", f"ScaLearn S={num_sources}, loop")
-    return _finish(name, label, model, setup, mode=mode)
+    if cpu_bf16:
+        name, label = f"bf16-S{num_sources}", label + ", CPU bf16"
+    return _finish(name, label, model, setup, mode=mode, cpu_bf16=cpu_bf16)
 
 
 def build_fusion(base, setup: Setup, num_sources: int) -> Trial:
@@ -233,9 +237,10 @@ def build_trials(base, setup: Setup) -> List[Trial]:
     level = log.level
     log.setLevel(logging.ERROR)  # add_adapter warns "none are activated" before train_adapter activates them
     try:
+        bf16 = [build_scalearn(base, setup, k, cpu_bf16=True)] if setup.device.type == "cpu" else []
         return ([build_floor(base, setup), build_adapter(base, setup)]
                 + [build_scalearn(base, setup, s) for s in setup.sources]
-                + [build_scalearn(base, setup, k, mode="loop"), build_fusion(base, setup, k)])
+                + [build_scalearn(base, setup, k, mode="loop"), build_fusion(base, setup, k)] + bf16)
     finally:
         log.setLevel(level)
 
@@ -245,7 +250,7 @@ def train_step(trial: Trial, batch: Batch, setup: Setup) -> None:
     """Forward + loss + backward + AdamW step + zero_grad on the trial's trainable parameters."""
     if trial.mode is not None:
         trial.model.scalearn.set_mode(trial.mode)
-    with setup.autocast():
+    with torch.autocast("cpu", dtype=torch.bfloat16) if trial.cpu_bf16 else setup.autocast():
         logits = trial.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, head=HEAD).logits
     loss = F.cross_entropy(logits.float(), batch.labels)
     if trial.extra_loss is not None:
@@ -416,7 +421,7 @@ def ratios(train: Dict[str, dict], infer: Dict[str, dict], part: Dict[str, dict]
     ms = lambda name: train[name][stat]
     mem = lambda name: train[name]["peak_mb"]
     flop = lambda name: train[name]["gflop"]
-    return {
+    out = {
         "scalearn_vs_adapter": ms(f"scalearn-S{k}") / ms("adapter"),
         "scalearn_vs_floor": ms(f"scalearn-S{k}") / ms("floor"),
         "adapter_vs_floor": ms("adapter") / ms("floor"),
@@ -433,6 +438,9 @@ def ratios(train: Dict[str, dict], infer: Dict[str, dict], part: Dict[str, dict]
         "flops_growth_s1_to_s32": flop(f"scalearn-S{hi}") / flop(f"scalearn-S{lo}"),
         "flops_fusion_vs_scalearn": flop(f"fusion-S{k}") / flop(f"scalearn-S{k}"),
     }
+    if f"bf16-S{k}" in train:  # < 1: bf16 autocast is faster than fp32 on this CPU
+        out["cpu_bf16_vs_fp32"] = ms(f"bf16-S{k}") / ms(f"scalearn-S{k}")
+    return out
 
 
 def check_targets(r: dict) -> dict:

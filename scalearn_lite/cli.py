@@ -20,6 +20,20 @@ def _common(p: argparse.ArgumentParser, preset_default: str = "cpu") -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--k-shot", type=int, default=None, help="few-shot: keep k target training examples (4, 16, 32, 100)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cpu_precision(p)
+
+
+def add_cpu_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpu-precision", default=None, choices=["fp32", "bf16", "auto"],
+                   help="on CPU: fp32, bf16 autocast, or auto = bf16 where the CPU has AMX (default: the preset's, "
+                   "auto for cpu and paper, fp32 for tiny); a GPU always trains in mixed precision")
+
+
+def preset_of(args):
+    """The preset named by --preset, with --cpu-precision applied."""
+    from .config import get_preset
+
+    return get_preset(args.preset).with_(cpu_precision=getattr(args, "cpu_precision", None))
 
 
 def cmd_tasks(args) -> int:
@@ -42,7 +56,7 @@ def cmd_tasks(args) -> int:
 def cmd_train_source(args) -> int:
     from .sources import train_source
 
-    res = train_source(args.task, args.preset, model=args.model, data_dir=args.data_dir, seed=args.seed,
+    res = train_source(args.task, preset_of(args), model=args.model, data_dir=args.data_dir, seed=args.seed,
                        k_shot=args.k_shot, out=args.out, force=args.force, progress=not args.quiet)
     m = res.metrics
     print(f"{'cached ' if res.cached else ''}adapter for {m['task']} on {m['base']}: test {m['metric']} = "
@@ -54,7 +68,7 @@ def cmd_train_source(args) -> int:
 def cmd_transfer(args) -> int:
     from .transfer import METHOD_NAMES, transfer
 
-    res = transfer(args.target, args.sources.split(",") if args.sources else [], args.method, args.preset,
+    res = transfer(args.target, args.sources.split(",") if args.sources else [], args.method, preset_of(args),
                    seed=args.seed, k_shot=args.k_shot, data_dir=args.data_dir, out=args.out,
                    include_target=not args.exclude_target, model=args.model, progress=not args.quiet,
                    force=args.force)
@@ -126,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     # Commands whose options live next to their code (bench.py, experiments.py).
-    from . import bench, experiments
+    from . import bench, experiments, lr_grid
 
     p = sub.add_parser("bench", help="side-by-side speed and memory benchmark: floor, adapter, ScaLearn, loop, fusion")
     bench.add_arguments(p)
@@ -134,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the paper's comparison in miniature: sources, all methods, 3 seeds, table + plots")
     experiments.add_demo_arguments(p)
     p.set_defaults(func=experiments.run_demo)
+    p = sub.add_parser("lr-grid", help="pick each method's learning rate from one grid (x paper rate) on validation loss")
+    lr_grid.add_arguments(p)
+    p.set_defaults(func=lr_grid.run)
     p = sub.add_parser("reproduce", help="every target of a benchmark against all its sources, all methods; resumable")
     experiments.add_reproduce_arguments(p)
     p.set_defaults(func=experiments.run_reproduce)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 OMEGA_SHAPES = ("vector", "scalar")
+CPU_PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,6 @@ class Preset:
     batch_size: int = 32  # paper: 32
     eval_batch_size: int = 64  # inference only; does not change results
     max_train: Optional[int] = None  # subsample the 90% train split to this many rows (None: all)
-    transfer_max_train: Optional[int] = None  # stage 2 target train rows (None: same as max_train)
     max_validation: Optional[int] = None  # subsample the 10% validation split (None: all)
     max_test: Optional[int] = None  # subsample the official dev split used as test (None: all)
     source_lr: float = 3e-4  # stage 1 adapter + head (paper: 3e-4)
@@ -63,6 +63,11 @@ class Preset:
     finetune_lr: float = 2e-5  # full fine-tuning
     max_steps: Optional[int] = None  # hard cap on optimiser steps per run (few-shot: 1000)
     warmup_ratio: float = 0.0  # linear warm-up fraction of the schedule
+    cpu_precision: str = "auto"  # on CPU: "fp32", "bf16" autocast, or "auto" (bf16 where the CPU has AMX); CUDA: mixed
+
+    def __post_init__(self):
+        if self.cpu_precision not in CPU_PRECISIONS:
+            raise ValueError(f"cpu_precision must be one of {CPU_PRECISIONS}, got {self.cpu_precision!r}")
 
     def with_(self, **changes) -> "Preset":
         """A copy with some fields changed (None values are ignored)."""
@@ -74,15 +79,17 @@ PRESETS = {
     "tiny": Preset(
         name="tiny", num_layers=2, max_length=64, batch_size=16, max_train=512, max_validation=64,
         max_test=200, source_lr=2e-3, source_epochs=3, patience=2, transfer_lr=6e-3, transfer_epochs=2,
-        fusion_lr=5e-4, finetune_lr=1e-4,
+        fusion_lr=5e-4, finetune_lr=1e-4, cpu_precision="fp32",
     ),
-    # A laptop CPU: the full 6-layer embedded encoder, subsampled training sets, a few epochs (about a
-    # minute per source on 2 cores). Stage 2 learns only ω + head, from 500 target rows.
-    # Learning rates for stage 1 and fusion are 10x the paper's: the budget is ~100x fewer steps.
+    # A laptop CPU: the full 6-layer embedded encoder, subsampled training sets, a few epochs.
+    # Same budget for every method: stage 1 (whose target adapter is the Adapter baseline) and stage 2 see the
+    # same 500 target rows for the same 2 epochs (32 steps). Learning rates: each method's paper rate x 1, 3 or 10,
+    # picked the same way for all by `scalearn-lite lr-grid` (lowest validation loss; benchmarks/lr_grid_cpu.json):
+    # stage 1 x10, ScaLearn (and the head-only baselines) x1, AdapterFusion x10, fine-tuning x10.
     "cpu": Preset(
-        name="cpu", max_length=128, batch_size=32, max_train=1000, transfer_max_train=500, max_validation=250,
-        source_lr=1e-3, source_epochs=2, patience=5, transfer_lr=6e-3, transfer_epochs=3,
-        fusion_lr=5e-4, finetune_lr=5e-5,
+        name="cpu", max_length=128, batch_size=32, max_train=500, max_validation=200,
+        source_lr=3e-3, source_epochs=2, patience=5, transfer_lr=6e-3, transfer_epochs=2,
+        fusion_lr=5e-4, finetune_lr=2e-4,
     ),
     # The paper's protocol on a GPU.
     "paper": Preset(name="paper", model="roberta-base"),

@@ -18,9 +18,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import data as data_mod
-from .config import get_preset
+from .cli import add_cpu_precision, preset_of
 from .io import write_text
 from .tasks import get_task, list_tasks
+from .train import precision_used
 from .transfer import METHOD_NAMES, METHODS, OMEGA_METHODS, transfer
 
 DEMO_SOURCES = ("cola", "sst2", "mrpc", "stsb", "rte")
@@ -52,18 +53,60 @@ def hub_adapter_id(task: str) -> str:
     return f"AdapterHub/roberta-base-{HUB_ADAPTERS[task]}_pfeiffer"
 
 
-def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress: bool = True) -> pd.DataFrame:
-    """Run (or reuse) every job; one row per run: method, target, seed, metric, value, transfer_params, path."""
-    rows, bar = [], tqdm(jobs, desc="runs", disable=not progress, unit="run")
-    for job in bar:
-        bar.set_postfix_str(f"{job.method} → {job.target} seed {job.seed}")
-        folder = out / "runs" / job.target / job.method / f"seed{job.seed}"
-        res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir, out=folder,
-                       include_target=job.include_target, progress=progress)
-        m = res.metrics
-        rows.append({"method": job.method, "target": job.target, "seed": job.seed, "metric": m["metric"],
-                     "value": 100.0 * m["test_metric"], "transfer_params": m["transfer_params"],
-                     "seconds": m["wall_seconds"], "path": str(res.path)})
+def _run_job(job: Job, preset, data_dir, out: Path, progress: bool) -> dict:
+    """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
+    folder = out / "runs" / job.target / job.method / f"seed{job.seed}"
+    res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir, out=folder,
+                   include_target=job.include_target, progress=progress)
+    m = res.metrics
+    return {"method": job.method, "target": job.target, "seed": job.seed, "metric": m["metric"],
+            "value": 100.0 * m["test_metric"], "transfer_params": m["transfer_params"],
+            "seconds": m["wall_seconds"], "path": str(res.path)}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress: bool = True,
+             workers: int = 1) -> pd.DataFrame:
+    """Run (or reuse) every job; one row per run, in job order.
+
+    `workers` > 1: stage 1 first, here (every adapter the runs load, so no two processes train the same one),
+    then the runs in that many processes with cores // workers torch threads each.
+    """
+    bar = tqdm(total=len(jobs), desc="runs", disable=not progress, unit="run")
+    if workers <= 1:
+        rows = []
+        for job in jobs:
+            bar.set_postfix_str(f"{job.method} → {job.target} seed {job.seed}")
+            rows.append(_run_job(job, preset, data_dir, out, progress))
+            bar.update(1)
+        bar.close()
+        return pd.DataFrame(rows)
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from .transfer import train_stage1
+
+    bar.set_postfix_str("stage 1")
+    for job in jobs:
+        train_stage1(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir,
+                     include_target=job.include_target, progress=progress)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    rows = [None] * len(jobs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(_run_job, job, preset, data_dir, out, False): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            rows[futures[future]] = future.result()
+            job = jobs[futures[future]]
+            bar.set_postfix_str(f"done {job.method} → {job.target} seed {job.seed}")
+            bar.update(1)
+    bar.close()
     return pd.DataFrame(rows)
 
 
@@ -179,6 +222,17 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cpu_precision(p)
+    add_workers(p)
+
+
+def add_workers(p: argparse.ArgumentParser) -> None:
+    import os
+
+    default = min(2, os.cpu_count() or 1)
+    p.add_argument("--jobs", type=int, default=default, help="transfer runs in parallel processes, each with "
+                   f"cores / jobs torch threads, after stage 1 (default {default}: min(2, cores); on 2 cores two "
+                   "1-thread runs finished 1.2x sooner than one 2-thread run at a time)")
 
 
 def _csv(value: str) -> List[str]:
@@ -187,7 +241,7 @@ def _csv(value: str) -> List[str]:
 
 def run_demo(args) -> int:
     start = time.perf_counter()
-    preset, out = get_preset(args.preset), Path(args.out)
+    preset, out = preset_of(args), Path(args.out)
     targets, sources, methods = _csv(args.targets), _csv(args.sources), _csv(args.methods)
     for m in methods:
         if m not in METHODS:
@@ -196,13 +250,13 @@ def run_demo(args) -> int:
     jobs = [Job(t, sources, m, s) for s in range(args.seeds) for t in targets for m in methods]
     print(f"demo: {len(jobs)} runs ({len(methods)} methods × {len(targets)} targets × {args.seeds} seeds), "
           f"sources {', '.join(sources)}, preset {preset.name}; stage-1 adapters are trained on first use and cached")
-    runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet)
+    runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet, workers=args.jobs)
     summary = summarize(runs)
     table = paper_table(summary, targets, methods)
     minutes = (time.perf_counter() - start) / 60
     header = (f"# scalearn_lite demo\n\n`scalearn-lite demo --preset {preset.name}` · targets {', '.join(targets)} · "
               f"sources {', '.join(sources)} (target's own adapter last) · {args.seeds} seeds · test = official dev "
-              f"split, scores in % · machine: {machine()} · git {_git_revision()} · wall time {minutes:.1f} min")
+              f"split, scores in % · machine: {machine()}, {precision_used(preset.cpu_precision)} · git {_git_revision()} · wall time {minutes:.1f} min")
     write_results(out, runs, summary, table, header)
     plots = _plots(out, runs, targets)
     print("\n" + table + "\n")
@@ -223,6 +277,8 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
     p.add_argument("--out", default=None, help="output folder (default runs/reproduce/<benchmark>-<preset>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cpu_precision(p)
+    add_workers(p)
 
 
 def benchmark_tasks(benchmark: str, data_dir=None) -> Dict[str, List[str]]:
@@ -241,7 +297,7 @@ def benchmark_tasks(benchmark: str, data_dir=None) -> Dict[str, List[str]]:
 
 def run_reproduce(args) -> int:
     start = time.perf_counter()
-    preset = get_preset(args.preset)
+    preset = preset_of(args)
     out = Path(args.out or f"runs/reproduce/{args.benchmark}-{preset.name}")
     avail = benchmark_tasks(args.benchmark, args.data_dir)
     targets = _csv(args.targets) if args.targets else avail["targets"]
@@ -258,12 +314,12 @@ def run_reproduce(args) -> int:
         jobs += [Job(t, srcs, m, s, include) for s in range(args.seeds) for m in methods]
     print(f"reproduce {args.benchmark}: {len(targets)} targets × {len(methods)} methods × {args.seeds} seeds = "
           f"{len(jobs)} runs; finished run folders in {out} are reused")
-    runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet)
+    runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet, workers=args.jobs)
     summary = summarize(runs)
     table = paper_table(summary, targets, methods)
     header = (f"# reproduce {args.benchmark} ({preset.name} preset)\n\n`scalearn-lite reproduce --benchmark "
               f"{args.benchmark} --preset {preset.name} --seeds {args.seeds}` · sources: "
-              f"{args.sources or ', '.join(avail['sources'])} · machine: {machine()} · git {_git_revision()} · "
+              f"{args.sources or ', '.join(avail['sources'])} · machine: {machine()}, {precision_used(preset.cpu_precision)} · git {_git_revision()} · "
               f"wall time {(time.perf_counter() - start) / 60:.1f} min (finished runs reused)")
     compare = paper_comparison(summary, targets, methods, args.benchmark)
     write_results(out, runs, summary, table + "\n\n" + compare, header)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -104,3 +106,16 @@ def from_config(config) -> "object":
 def encoder_layers(model):
     """The list of transformer layers of a BERT/RoBERTa AdapterModel (or plain HF model)."""
     return model.base_model.encoder.layer
+
+
+@contextmanager
+def quiet_activation():
+    """Silence adapters' "adapters available but none are activated" warning while adapters get activated:
+    `set_active_adapters` opens a forward context before it activates anything, so the warning is spurious."""
+    log = logging.getLogger("adapters")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)

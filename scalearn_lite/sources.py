@@ -20,10 +20,10 @@ from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import main_metric
 from .io import atomic_dir, read_json, write_json, write_text
-from .models import encoder_layers, load_base, model_id
+from .models import encoder_layers, load_base, model_id, quiet_activation
 from .scaling import AdapterWeights
 from .tasks import Task, get_task
-from .train import FitConfig, evaluate, fit, set_seed
+from .train import FitConfig, evaluate, fit, precision_used, set_seed
 
 SOURCE_META = "scalearn_source.json"
 # What a seq_bn adapter must look like for the formula of the batched bank to hold.
@@ -63,12 +63,12 @@ def load_task_data(task: Task, preset: Preset, data_dir=None, k_shot: Optional[i
     """Processed rows per split after the paper's protocol and the preset's subsampling.
 
     `as_source`: stage 1 (the preset's max_train); a task with only a dev file here (QNLI, BoolQ offline)
-    is then split 90/10 from it and has no test. Otherwise stage 2 (transfer_max_train, if set).
+    is then split 90/10 from it and has no test. Stage 1 and 2 see the same rows of a task: the Adapter
+    baseline (the target's stage-1 adapter) and the transfer methods share one budget.
     """
     dev_only = as_source and not data_mod.has_train(task, data_dir)
-    limit = preset.max_train if as_source or preset.transfer_max_train is None else preset.transfer_max_train
     splits = data_mod.load_splits(task.name, data_dir=data_dir, k_shot=k_shot, k_shot_seed=seed,
-                                  max_train=None if k_shot else limit, dev_as_train=dev_only)
+                                  max_train=None if k_shot else preset.max_train, dev_as_train=dev_only)
     return {"train": splits["train"].to_list(),
             "validation": _limit(splits["validation"].to_list(), preset.max_validation),
             "test": _limit(splits["test"].to_list(), preset.max_test)}
@@ -96,7 +96,7 @@ def is_complete(folder: Path) -> bool:
 
 # The preset fields that change a stage-1 adapter: the cache key (stage-2 fields do not retrain sources).
 _STAGE1_FIELDS = ("model", "num_layers", "max_length", "batch_size", "max_train", "max_validation", "max_test",
-                  "source_lr", "source_epochs", "patience", "warmup_ratio", "max_steps")
+                  "source_lr", "source_epochs", "patience", "warmup_ratio", "max_steps", "cpu_precision")
 
 
 def _settings(task: Task, preset: Preset, seed: int, k_shot: Optional[int]) -> dict:
@@ -122,15 +122,17 @@ def fit_source(task: Task, preset: Preset, rows: Dict[str, list], seed: int = 0,
     net, tokenizer = load_base(preset.model, preset.num_layers)
     net.add_adapter(task.name, config=seq_bn_config())
     add_task_head(net, task, task.name)
-    net.train_adapter(task.name)  # freezes the base model; adapter and head train
+    with quiet_activation():
+        net.train_adapter(task.name)  # freezes the base model; adapter and head train
     feats = encode_splits(task, rows, tokenizer, preset)
     cfg = FitConfig(lr=preset.source_lr, epochs=preset.source_epochs, batch_size=preset.batch_size,
                     eval_batch_size=preset.eval_batch_size, patience=preset.patience, select_by="loss",
                     warmup_ratio=preset.warmup_ratio, max_steps=1000 if k_shot else preset.max_steps,
-                    seed=seed, progress=progress, desc=f"source {task.name}")
+                    seed=seed, progress=progress, desc=f"source {task.name}", cpu_precision=preset.cpu_precision)
     params = [p for p in net.parameters() if p.requires_grad]
     result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=task.name)
-    test = evaluate(net, task, feats["test"], tokenizer, task.name, preset.eval_batch_size) if feats["test"] else {}
+    test = evaluate(net, task, feats["test"], tokenizer, task.name, preset.eval_batch_size,
+                    cpu_precision=preset.cpu_precision) if feats["test"] else {}
     return net, tokenizer, result, test
 
 
@@ -159,7 +161,7 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     metrics = {"task": task.name, "base": settings["base"], "seed": seed, "k_shot": k_shot,
                "metric": main_metric(task), "test": test, "validation": result.best_validation,
                "best_epoch": result.best_epoch, "steps": result.steps, "seconds": result.seconds,
-               "rows": {k: len(v) for k, v in rows.items()}}
+               "rows": {k: len(v) for k, v in rows.items()}, "precision": precision_used(preset.cpu_precision)}
     with atomic_dir(final) as tmp:
         net.save_adapter(str(tmp), task.name, with_head=True)
         write_json(tmp / SOURCE_META, {"settings": settings, "hidden_size": net.config.hidden_size,

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
+from functools import lru_cache
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import metrics as metrics_mod
+from .config import CPU_PRECISIONS
 from .encoding import _length, make_loader
 
 
@@ -37,10 +41,12 @@ class FitConfig:
     seed: int = 0
     progress: bool = True  # tqdm bars
     desc: str = "train"
+    cpu_precision: str = "fp32"  # "fp32", "bf16" or "auto" on CPU (see resolve_cpu_precision); CUDA is always mixed
 
     def __post_init__(self):
         if self.select_by not in ("loss", "metric"):
             raise ValueError(f"select_by must be 'loss' or 'metric', got {self.select_by!r}")
+        resolve_cpu_precision(self.cpu_precision)  # validates the name
 
 
 @dataclass
@@ -71,13 +77,48 @@ def loss_fn(problem: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return F.cross_entropy(logits, labels)
 
 
+@lru_cache(maxsize=1)
+def cpu_has_amx() -> bool:
+    """True where the CPU has AMX bf16 tiles (Linux /proc/cpuinfo): there bf16 matmuls beat fp32."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def resolve_cpu_precision(cpu_precision: str) -> str:
+    """"fp32" or "bf16": what a CPU run computes in; "auto" is bf16 only on CPUs with AMX (elsewhere bf16
+    is emulated and slower than fp32)."""
+    if cpu_precision not in CPU_PRECISIONS:
+        raise ValueError(f"cpu_precision must be one of {CPU_PRECISIONS}, got {cpu_precision!r}")
+    if cpu_precision == "auto":
+        return "bf16" if cpu_has_amx() else "fp32"
+    return cpu_precision
+
+
 def _accelerator():
     from accelerate import Accelerator
 
     if torch.cuda.is_available():
         mp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return Accelerator(mixed_precision=mp)
-    return Accelerator(cpu=True)
+    return Accelerator(cpu=True)  # CPU bf16 is our own autocast: accelerate's precision is fixed per process
+
+
+def _autocast(accelerator, cpu_precision: str):
+    """The forward pass's precision context: accelerate's on CUDA, bf16 autocast on CPU if asked for."""
+    if accelerator.device.type != "cpu":
+        return accelerator.autocast()
+    if resolve_cpu_precision(cpu_precision) == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def precision_used(cpu_precision: str) -> str:
+    """A label for metrics.json: "cuda bf16", "cuda fp16", "cpu bf16" or "cpu fp32"."""
+    if torch.cuda.is_available():
+        return "cuda " + ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    return "cpu " + resolve_cpu_precision(cpu_precision)
 
 
 def _forward(model, batch: dict, head: Optional[str]) -> torch.Tensor:
@@ -101,7 +142,7 @@ def decide(problem: str, logits: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = None, batch_size: int = 64,
-            accelerator=None) -> tuple:
+            accelerator=None, cpu_precision: str = "fp32") -> tuple:
     """(logits (N, C) as numpy, mean loss) over encoded features, in eval mode."""
     accelerator = accelerator or _accelerator()
     order = np.argsort([-_length(f) for f in feats], kind="stable")  # batch similar lengths: less padding
@@ -110,7 +151,7 @@ def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = Non
     model.eval()
     outs, losses, n = [], 0.0, 0
     for batch in loader:
-        with accelerator.autocast():
+        with _autocast(accelerator, cpu_precision):
             logits = _forward(model, batch, head)
         loss = loss_fn(task.problem, logits, batch["labels"])
         logits = accelerator.gather_for_metrics(logits.float())
@@ -124,9 +165,9 @@ def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = Non
 
 
 def evaluate(model, task, feats: List[dict], tokenizer, head: Optional[str] = None, batch_size: int = 64,
-             accelerator=None) -> Dict[str, float]:
+             accelerator=None, cpu_precision: str = "fp32") -> Dict[str, float]:
     """Task metrics (in [0, 1]) and "loss" of a model on encoded features."""
-    logits, loss = predict(model, task, feats, tokenizer, head, batch_size, accelerator)
+    logits, loss = predict(model, task, feats, tokenizer, head, batch_size, accelerator, cpu_precision)
     preds = decide(task.problem, logits)
     labels = [f["label"] for f in feats]
     groups = [f["group"] for f in feats]
@@ -178,7 +219,7 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
         model.train()
         running, seen = 0.0, 0
         for batch in loader:
-            with accelerator.autocast():
+            with _autocast(accelerator, cfg.cpu_precision):
                 loss = loss_fn(task.problem, _forward(model, batch, head), batch["labels"])
                 reg = extra_loss() if extra_loss is not None else None
                 total_loss = loss + reg if reg is not None else loss
@@ -193,7 +234,7 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
             bar.set_postfix(epoch=epoch, loss=f"{running / seen:.4f}")
             if result.steps >= total:
                 break
-        val = evaluate(model, task, val_feats, tokenizer, head, cfg.eval_batch_size, accelerator)
+        val = evaluate(model, task, val_feats, tokenizer, head, cfg.eval_batch_size, accelerator, cfg.cpu_precision)
         row = {"epoch": epoch, "train_loss": running / max(seen, 1), "validation_loss": val["loss"],
                f"validation_{main}": val[main], "steps": result.steps,
                "seconds": time.perf_counter() - start}

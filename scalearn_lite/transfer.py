@@ -17,12 +17,12 @@ from . import data as data_mod
 from .config import PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig, get_preset
 from .io import atomic_dir, read_json, write_json, write_text
 from .metrics import main_metric
-from .models import encoder_layers, load_base, model_id
+from .models import encoder_layers, load_base, model_id, quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
 from .sources import (add_task_head, encode_splits, load_adapter_into, load_task_data, resolve_source,
                       source_weights, train_source, _history_csv)
 from .tasks import Task, get_task
-from .train import FitConfig, evaluate, fit, set_seed
+from .train import FitConfig, evaluate, fit, precision_used, set_seed
 
 OMEGA_METHODS = tuple(VARIANTS)  # scalearn, scalearn_uniform, scalearn_pp, scalearn_uniform_pp
 BASELINES = ("adapter", "adapterfusion", "average", "head_only", "adaptersoup", "finetune")
@@ -206,6 +206,26 @@ def fit_transfer(target: str, sources: Sequence[str], method: str = "scalearn", 
     return _fit(spec, task, rows, names_in, data_dir, max_steps, progress)
 
 
+def _stage1_refs(names_in: Sequence[str], task: Task, preset: Preset, seed: int, k_shot: Optional[int], data_dir,
+                 progress: bool) -> List[str]:
+    """Every source as an adapter reference, training stage 1 where needed: other tasks at seed 0 on full data,
+    the target's own adapter at the run's seed (and k-shot data)."""
+    return [resolve_source(s, preset, data_dir=data_dir, seed=seed if _same_task(s, task) else 0,
+                           k_shot=k_shot if _same_task(s, task) else None, progress=progress) for s in names_in]
+
+
+def train_stage1(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
+                 *, seed: int = 0, k_shot: Optional[int] = None, data_dir=None, include_target: bool = True,
+                 progress: bool = True) -> None:
+    """Train (or find in the cache) every stage-1 adapter that transfer() with these arguments will load,
+    so that runs started in parallel afterwards never train the same adapter twice."""
+    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, None, 3)
+    if method == "adapter":
+        train_source(spec.target, spec.preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress)
+        return
+    _stage1_refs(names_in, get_task(spec.target), spec.preset, seed, k_shot, data_dir, progress)
+
+
 def _target_data(spec: TransferSpec, data_dir):
     """The target task (label names resolved) and its rows; fails early for a target without training data."""
     task = data_mod.resolve_labels(get_task(spec.target), data_dir)
@@ -215,9 +235,7 @@ def _target_data(spec: TransferSpec, data_dir):
 def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, max_steps: Optional[int],
          progress: bool) -> TrainedTransfer:
     preset, method, seed, k_shot = spec.preset, spec.method, spec.seed, spec.k_shot
-    spec.source_refs = [resolve_source(s, preset, data_dir=data_dir, seed=0 if not _same_task(s, task) else seed,
-                                       k_shot=k_shot if _same_task(s, task) else None, progress=progress)
-                        for s in names_in]
+    spec.source_refs = _stage1_refs(names_in, task, preset, seed, k_shot, data_dir, progress)
     set_seed(seed)
     net, tokenizer = load_base(preset.model, preset.num_layers)
     extra, soup = _build(net, tokenizer, task, spec, rows, data_dir)
@@ -229,11 +247,13 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
     steps = max_steps if max_steps is not None else (1000 if k_shot else preset.max_steps)
     cfg = FitConfig(lr=lr, epochs=preset.transfer_epochs, batch_size=preset.batch_size,
                     eval_batch_size=preset.eval_batch_size, select_by="metric", warmup_ratio=preset.warmup_ratio,
-                    max_steps=steps, seed=seed, progress=progress, desc=f"{method} → {task.name}")
+                    max_steps=steps, seed=seed, progress=progress, desc=f"{method} → {task.name}",
+                    cpu_precision=preset.cpu_precision)
     start = time.perf_counter()
     result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
                  extra_loss=extra, on_epoch=lambda: _omega_snapshot(net))
-    test = evaluate(net, task, feats["test"], tokenizer, HEAD, preset.eval_batch_size)
+    test = evaluate(net, task, feats["test"], tokenizer, HEAD, preset.eval_batch_size,
+                    cpu_precision=preset.cpu_precision)
     net.eval()
     return TrainedTransfer(net, tokenizer, task, spec, rows, feats, result, test, params, soup,
                            time.perf_counter() - start)
@@ -298,8 +318,9 @@ def _build_fusion(net, spec: TransferSpec):
         load_adapter_into(net, ref, name)
     fuse = Fuse(*spec.sources)
     net.add_adapter_fusion(fuse, "dynamic")
-    net.set_active_adapters(fuse)
-    net.train_adapter_fusion(fuse)
+    with quiet_activation():
+        net.set_active_adapters(fuse)
+        net.train_adapter_fusion(fuse)
     return net.get_fusion_regularization_loss  # the value regulariser, added to the loss before backward
 
 
@@ -351,7 +372,8 @@ def _metrics(task, spec, net, params, result, test, seconds, rows, soup) -> dict
            "transfer_params": transfer_parameters(net, spec.method),
            "trainable_params": sum(p.numel() for p in params), "best_epoch": result.best_epoch,
            "steps": result.steps, "train_seconds": result.seconds, "wall_seconds": seconds,
-           "rows": {k: len(v) for k, v in rows.items()}, "base": model_id(spec.preset.model, spec.preset.num_layers)}
+           "rows": {k: len(v) for k, v in rows.items()}, "base": model_id(spec.preset.model, spec.preset.num_layers),
+           "precision": precision_used(spec.preset.cpu_precision)}
     if soup:
         out["adaptersoup"] = soup
     return out
@@ -410,7 +432,7 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
                "test_metric": m["test"][m["metric"]], "validation_metric": m["validation"].get(m["metric"]),
                "transfer_params": net_params, "trainable_params": net_params + head_params, "best_epoch": m["best_epoch"],
                "steps": m["steps"], "train_seconds": m["seconds"], "wall_seconds": m["seconds"], "rows": m["rows"],
-               "base": m["base"], "source_folder": str(src.path)}
+               "base": m["base"], "precision": m.get("precision"), "source_folder": str(src.path)}
     with atomic_dir(final) as tmp:
         write_json(tmp / "config.json", _run_config(spec))
         (tmp / "history.csv").write_bytes((src.path / "history.csv").read_bytes())
@@ -468,4 +490,5 @@ def _load_fusion(net, folder: Path, cfg: dict) -> None:
     if want not in net.adapters_config.fusions:
         raise ValueError(f"{folder}/fusion holds a fusion of {sorted(net.adapters_config.fusions)}, but the run's "
                          f"sources are {cfg['sources']}: the run folder is corrupt")
-    net.set_active_adapters(Fuse(*cfg["sources"]))
+    with quiet_activation():
+        net.set_active_adapters(Fuse(*cfg["sources"]))

@@ -64,3 +64,16 @@ def test_reproduce_refuses_a_run_folder_from_other_settings(data_dir, tmp_path):
     res = cli("reproduce", *base, "--sources", "sst2")  # same folder, other source list
     assert res.returncode != 0
     assert "other settings" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_parallel_jobs_give_the_sequential_runs(data_dir, tmp_path):
+    """--jobs 2: stage 1 first in the parent, then the runs in two processes; same runs, same table."""
+    args = ["--preset", "tiny", "--data-dir", str(data_dir), "--targets", "mrpc", "--sources", "rte",
+            "--methods", "scalearn_uniform_pp,adapter,head_only", "--seeds", "1", "--quiet"]
+    seq = cli("demo", *args, "--out", str(tmp_path / "seq"), "--jobs", "1")
+    par = cli("demo", *args, "--out", str(tmp_path / "par"), "--jobs", "2")
+    assert seq.returncode == 0 and par.returncode == 0, par.stderr
+    a, b = (pd.read_csv(tmp_path / d / "runs.csv") for d in ("seq", "par"))
+    assert list(a.method) == list(b.method) == ["scalearn_uniform_pp", "adapter", "head_only"]  # job order kept
+    assert list(b.value) == pytest.approx(list(a.value), abs=0.5)  # 1 vs 2 torch threads: at most one flip in 200
+    assert list(a.transfer_params) == list(b.transfer_params)

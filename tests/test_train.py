@@ -1,12 +1,16 @@
-"""The training loop's pieces: length-grouped batches, order-preserving prediction, best-epoch restore."""
+"""The training loop's pieces: length-grouped batches, order-preserving prediction, best-epoch restore,
+CPU precision; and the presets' budget rules."""
 import numpy as np
+import pytest
 import torch
 
 from conftest import tiny_config
 from scalearn_lite.encoding import LengthGroupedSampler
 from scalearn_lite.models import from_config
 from scalearn_lite.tasks import get_task
-from scalearn_lite.train import FitConfig, decide, fit, predict
+from scalearn_lite import train as train_mod
+from scalearn_lite.config import PRESETS, Preset
+from scalearn_lite.train import FitConfig, decide, fit, predict, resolve_cpu_precision
 
 
 class Tok:
@@ -65,3 +69,32 @@ def test_decide_per_problem_type():
     assert decide("regression", np.array([[0.5], [4.2]])).tolist() == [0.5, 4.2]
     assert decide("multi_label", np.array([[0.3, -0.1]])).tolist() == [[1, 0]]
     np.testing.assert_allclose(decide("record", logits), [1 / (1 + np.exp(-1.9)), 1 / (1 + np.exp(4.0))])
+
+
+def test_cpu_bf16_predicts_in_bf16_and_close_to_fp32():
+    task, m, f = get_task("rte"), model(), feats()
+    fp32, _ = predict(m, task, f, Tok(), head="h")
+    bf16, _ = predict(m, task, f, Tok(), head="h", cpu_precision="bf16")
+    assert not np.array_equal(fp32, bf16)  # bf16 matmuls really ran
+    np.testing.assert_allclose(bf16, fp32, atol=0.1)
+
+
+def test_cpu_precision_auto_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(train_mod, "cpu_has_amx", lambda: True)
+    assert resolve_cpu_precision("auto") == "bf16"
+    monkeypatch.setattr(train_mod, "cpu_has_amx", lambda: False)
+    assert resolve_cpu_precision("auto") == "fp32"
+    assert resolve_cpu_precision("bf16") == "bf16" and resolve_cpu_precision("fp32") == "fp32"
+    with pytest.raises(ValueError, match="cpu_precision must be one of"):
+        FitConfig(lr=1.0, epochs=1, cpu_precision="half")
+    with pytest.raises(ValueError, match="cpu_precision must be one of"):
+        Preset(name="x", cpu_precision="fp16")
+
+
+@pytest.mark.parametrize("name", ["cpu", "paper"])
+def test_presets_give_every_method_the_same_rows_and_epochs(name):
+    """The Adapter row is the target's stage-1 run: it sees the same rows (one max_train for both stages) for
+    as many epochs as the transfer methods. (Learning rates: tests/test_lr_grid.py.)"""
+    preset = PRESETS[name]
+    assert not hasattr(preset, "transfer_max_train")
+    assert preset.source_epochs == preset.transfer_epochs

@@ -1,0 +1,141 @@
+"""`scalearn-lite lr-grid`: pick each method's learning rate the same way, on validation loss.
+
+A small budget (the cpu preset: 32 optimiser steps) cannot use the paper's rates unchanged, and raising some of them
+and not others favours those methods. This command gives every method the same tuning budget: its paper rate times
+each factor of one grid (default 1, 3, 10), seed 0, the preset's rows; the rate with the lowest validation loss wins
+(loss, not accuracy: a diverged model that predicts the majority class can tie on accuracy). Losses of different
+tasks (cross-entropy, MSE) are made comparable by dividing each by that task's best loss over the grid; the
+score of a rate is the mean of these ratios. Stage 1 goes first and is scored on every task it trains an adapter
+for (targets and sources: one stage-1 rate trains them all); then each transfer group, on the targets, over
+sources trained at the chosen stage-1 rate. The four ScaLearn variants share ScaLearn's rate (as in the paper), and so do
+the head-only baselines (average, head_only, adaptersoup), which train the same new head.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from .config import PRESETS, Preset
+from .io import write_json
+from .sources import train_source
+from .tasks import get_task
+from .transfer import transfer
+
+# group → (preset field, method trained for it; None = stage 1 on the target itself)
+GROUPS = {
+    "source": ("source_lr", None),
+    "scalearn": ("transfer_lr", "scalearn"),
+    "adapterfusion": ("fusion_lr", "adapterfusion"),
+    "finetune": ("finetune_lr", "finetune"),
+}
+PAPER = PRESETS["paper"]
+
+
+def _task_names(sources: Sequence[str]) -> List[str]:
+    """The sources that are task names (folders and hub ids are not trained here)."""
+    names = []
+    for s in sources:
+        try:
+            names.append(get_task(s).name)
+        except ValueError:
+            continue
+    return names
+
+
+def _score(group: str, preset: Preset, target: str, sources: Sequence[str], out: Path, data_dir, progress) -> dict:
+    """Validation loss and headline metric of one run (seed 0)."""
+    field, method = GROUPS[group]
+    if method is None:
+        m = train_source(target, preset, data_dir=data_dir, out=out, progress=progress).metrics
+        return {"validation_loss": m["validation"]["loss"], "validation_metric": m["validation"][m["metric"]],
+                "metric": m["metric"]}
+    m = transfer(target, sources, method, preset, data_dir=data_dir, out=out, progress=progress).metrics
+    return {"validation_loss": m["validation"]["loss"], "validation_metric": m["validation_metric"],
+            "metric": m["metric"]}
+
+
+def lr_grid(preset: Preset, targets: Sequence[str], sources: Sequence[str], groups: Sequence[str] = tuple(GROUPS),
+            factors: Sequence[float] = (1, 3, 10), *, data_dir=None, out: Path, progress: bool = True) -> dict:
+    """Per group: every factor's runs and the chosen rate; `preset` comes back with the chosen rates."""
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown group(s) {unknown}; choose from {', '.join(GROUPS)}")
+    result = {}
+    for group in (g for g in GROUPS if g in groups):  # stage 1 first: the sources depend on its rate
+        field = GROUPS[group][0]
+        tasks = list(dict.fromkeys([*targets, *_task_names(sources)])) if group == "source" else list(targets)
+        rows = []
+        for factor in factors:
+            lr = float(f"{getattr(PAPER, field) * factor:.3g}")
+            trial = preset.with_(**{field: lr})
+            runs = {t: _score(group, trial, t, sources, out / group / f"x{factor:g}" / t, data_dir, progress)
+                    for t in tasks}
+            rows.append({"factor": factor, "lr": lr, "runs": runs})
+        for r in rows:  # each task's loss over its best loss in the grid, averaged over tasks
+            r["relative_loss"] = sum(r["runs"][t]["validation_loss"] / min(x["runs"][t]["validation_loss"]
+                                                                            for x in rows) for t in tasks) / len(tasks)
+        best = min(rows, key=lambda r: r["relative_loss"])
+        preset = preset.with_(**{field: best["lr"]})
+        result[group] = {"field": field, "paper_lr": getattr(PAPER, field), "rows": rows, "chosen_lr": best["lr"]}
+    return {"groups": result, "preset": preset}
+
+
+def format_table(groups: Dict[str, dict]) -> str:
+    """Markdown: one row per group × factor, validation loss (metric) per task, the chosen rate marked."""
+    tasks = list(dict.fromkeys(t for g in groups.values() for r in g["rows"] for t in r["runs"]))
+    lines = ["| group | factor | lr | " + " | ".join(f"{t} val loss (metric)" for t in tasks)
+             + " | relative loss |", "|---|---|---|" + "---|" * len(tasks) + "---|"]
+    for name, g in groups.items():
+        for r in g["rows"]:
+            cells = [f"{r['runs'][t]['validation_loss']:.4f} ({100 * r['runs'][t]['validation_metric']:.1f})"
+                     if t in r["runs"] else "" for t in tasks]
+            mark = " **chosen**" if r["lr"] == g["chosen_lr"] else ""
+            lines.append(f"| {name} | ×{r['factor']:g} | {r['lr']:g}{mark} | " + " | ".join(cells)
+                         + f" | {r['relative_loss']:.4f} |")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .cli import add_cpu_precision
+
+    p.add_argument("--preset", default="cpu", help="the preset whose budget is tuned (default cpu)")
+    p.add_argument("--targets", default="rte,mrpc", help="comma-separated targets (default rte,mrpc: the demo's)")
+    p.add_argument("--sources", default="cola,sst2,mrpc,stsb,rte", help="sources of the transfer groups "
+                   "(default: the demo's; the target's own adapter goes last)")
+    p.add_argument("--groups", default=",".join(GROUPS), help=f"which rates to tune (default {','.join(GROUPS)})")
+    p.add_argument("--factors", default="1,3,10", help="multiples of the paper's rate to try (default 1,3,10)")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
+    p.add_argument("--out", default=None, help="run folders (default runs/lr_grid/<preset>); finished runs are reused")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the grid and the chosen rates here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cpu_precision(p)
+
+
+def run(args) -> int:
+    from .cli import preset_of
+    from .experiments import _csv, _git_revision, machine
+
+    start = time.perf_counter()
+    preset = preset_of(args)
+    targets = [get_task(t).name for t in _csv(args.targets)]
+    try:
+        factors = [float(f) for f in _csv(args.factors)]
+    except ValueError:
+        raise ValueError(f"--factors must be comma-separated numbers, got {args.factors!r}") from None
+    out = Path(args.out or f"runs/lr_grid/{preset.name}")
+    res = lr_grid(preset, targets, _csv(args.sources), _csv(args.groups), factors, data_dir=args.data_dir,
+                  out=out, progress=not args.quiet)
+    table = format_table(res["groups"])
+    chosen = {g["field"]: g["chosen_lr"] for g in res["groups"].values()}
+    print("\n" + table + "\n\nchosen: " + ", ".join(f"{k}={v:g}" for k, v in chosen.items()))
+    if args.json:
+        write_json(Path(args.json), {"preset": preset.name, "targets": targets, "sources": _csv(args.sources),
+                                     "factors": factors, "seed": 0,
+                                     "selection": "lowest mean over tasks of validation loss / the task's best in the grid",
+                                     "groups": res["groups"], "chosen": chosen, "machine": machine(),
+                                     "git": _git_revision(), "wall_seconds": time.perf_counter() - start,
+                                     "table": table})
+        print(f"→ {args.json}")
+    return 0

@@ -1,0 +1,51 @@
+"""`lr-grid`: every method's rate picked the same way (paper rate × one grid, lowest validation loss), and the
+cpu preset holds the rates its committed grid chose."""
+import json
+from pathlib import Path
+
+import pytest
+
+from scalearn_lite.config import PRESETS
+from scalearn_lite.io import read_json
+from scalearn_lite.lr_grid import GROUPS, format_table, lr_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_grid_keeps_the_lowest_validation_loss_and_tunes_transfer_on_the_chosen_sources(data_dir, tmp_path):
+    res = lr_grid(PRESETS["tiny"], ["mrpc"], ["sst2"], groups=["scalearn", "source"], factors=[1, 10],
+                  data_dir=data_dir, out=tmp_path, progress=False)
+    groups = res["groups"]
+    assert list(groups) == ["source", "scalearn"]  # stage 1 first, whatever the order asked
+    for name, g in groups.items():
+        paper = getattr(PRESETS["paper"], g["field"])
+        assert [r["lr"] for r in g["rows"]] == pytest.approx([paper, 10 * paper])
+        tasks = ["mrpc", "sst2"] if name == "source" else ["mrpc"]  # stage 1 is scored on every task it trains
+        assert all(sorted(r["runs"]) == tasks for r in g["rows"])
+        scores = [sum(r["runs"][t]["validation_loss"] / min(x["runs"][t]["validation_loss"] for x in g["rows"])
+                      for t in tasks) / len(tasks) for r in g["rows"]]
+        assert len(set(scores)) == 2  # the rate changed the runs
+        assert [r["relative_loss"] for r in g["rows"]] == pytest.approx(scores)
+        assert g["chosen_lr"] == g["rows"][scores.index(min(scores))]["lr"]
+        assert getattr(res["preset"], g["field"]) == g["chosen_lr"]
+    for row in groups["scalearn"]["rows"]:  # the transfer runs were built on sources trained at the chosen rate
+        config = read_json(tmp_path / "scalearn" / f"x{row['factor']:g}" / "mrpc" / "config.json")
+        assert config["preset"]["source_lr"] == groups["source"]["chosen_lr"]
+        assert config["preset"]["transfer_lr"] == row["lr"]
+    table = format_table(groups)
+    assert table.count("**chosen**") == 2 and "| source | ×10 |" in table
+
+
+def test_unknown_group_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown group"):
+        lr_grid(PRESETS["tiny"], ["mrpc"], ["sst2"], groups=["ω"], out=tmp_path)
+
+
+def test_cpu_preset_uses_the_rates_its_grid_chose():
+    path = ROOT / "benchmarks" / "lr_grid_cpu.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not found: run `scalearn-lite lr-grid --json {path.relative_to(ROOT)}`")
+    grid = json.loads(path.read_text())
+    assert set(grid["chosen"]) == {field for field, _ in GROUPS.values()}
+    for field, lr in grid["chosen"].items():
+        assert getattr(PRESETS["cpu"], field) == pytest.approx(lr), field
