@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import logging
 import math
 import os
 import platform
@@ -43,7 +42,7 @@ import torch.nn.functional as F
 
 from .config import VARIANTS, get_preset
 from .io import write_json
-from .models import load_base, model_id
+from .models import load_base, model_id, quiet_activation
 from .scaling import AdapterWeights, ScaLearn, SourceBank, attach
 
 HEAD = "bench"
@@ -233,16 +232,11 @@ def build_fusion(base, setup: Setup, num_sources: int) -> Trial:
 
 def build_trials(base, setup: Setup) -> List[Trial]:
     k = setup.compare
-    log = logging.getLogger("adapters")
-    level = log.level
-    log.setLevel(logging.ERROR)  # add_adapter warns "none are activated" before train_adapter activates them
-    try:
+    with quiet_activation():  # adapters warns "none are activated" before train_adapter activates them
         bf16 = [build_scalearn(base, setup, k, cpu_bf16=True)] if setup.device.type == "cpu" else []
         return ([build_floor(base, setup), build_adapter(base, setup)]
                 + [build_scalearn(base, setup, s) for s in setup.sources]
                 + [build_scalearn(base, setup, k, mode="loop"), build_fusion(base, setup, k)] + bf16)
-    finally:
-        log.setLevel(level)
 
 
 # ----------------------------------------------------------------------------------- measuring
