@@ -53,9 +53,13 @@ def hub_adapter_id(task: str) -> str:
     return f"AdapterHub/roberta-base-{HUB_ADAPTERS[task]}_pfeiffer"
 
 
+def _job_folder(job: Job, out: Path) -> Path:
+    return out / "runs" / job.target / job.method / f"seed{job.seed}"
+
+
 def _run_job(job: Job, preset, data_dir, out: Path, progress: bool) -> dict:
     """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
-    folder = out / "runs" / job.target / job.method / f"seed{job.seed}"
+    folder = _job_folder(job, out)
     res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir, out=folder,
                    include_target=job.include_target, progress=progress)
     m = res.metrics
@@ -74,8 +78,9 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
              workers: int = 1) -> pd.DataFrame:
     """Run (or reuse) every job; one row per run, in job order.
 
-    `workers` > 1: stage 1 first, here (every adapter the runs load, so no two processes train the same one),
-    then the runs in that many processes with cores // workers torch threads each.
+    `workers` > 1: finished run folders are read here; then stage 1, here (every adapter the unfinished runs
+    load, so no two processes train the same one), then those runs in that many processes with
+    cores // workers torch threads each.
     """
     bar = tqdm(total=len(jobs), desc="runs", disable=not progress, unit="run")
     if workers <= 1:
@@ -92,15 +97,26 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
 
     from .transfer import train_stage1
 
+    rows = [None] * len(jobs)
+    todo = []
+    for i, job in enumerate(jobs):
+        if (_job_folder(job, out) / "metrics.json").is_file():  # reused as is: no stage 1, no process
+            rows[i] = _run_job(job, preset, data_dir, out, False)
+            bar.update(1)
+        else:
+            todo.append(i)
     bar.set_postfix_str("stage 1")
-    for job in jobs:
+    for i in todo:
+        job = jobs[i]
         train_stage1(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir,
                      include_target=job.include_target, progress=progress)
+    if not todo:
+        bar.close()
+        return pd.DataFrame(rows)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    rows = [None] * len(jobs)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                              initargs=(threads,)) as pool:
-        futures = {pool.submit(_run_job, job, preset, data_dir, out, False): i for i, job in enumerate(jobs)}
+        futures = {pool.submit(_run_job, jobs[i], preset, data_dir, out, False): i for i in todo}
         for future in as_completed(futures):
             rows[futures[future]] = future.result()
             job = jobs[futures[future]]

@@ -311,12 +311,17 @@ def _build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
     return {"ranking": ranking, "chosen": chosen}
 
 
-def _build_fusion(net, spec: TransferSpec):
+def _fuse_sources(net, names: Sequence[str], refs: Sequence[str]):
+    """Load the source adapters into `net` under their names; the Fuse block over them (fusion layer not added)."""
     from adapters.composition import Fuse
 
-    for name, ref in zip(spec.sources, spec.source_refs):
+    for name, ref in zip(names, refs):
         load_adapter_into(net, ref, name)
-    fuse = Fuse(*spec.sources)
+    return Fuse(*names)
+
+
+def _build_fusion(net, spec: TransferSpec):
+    fuse = _fuse_sources(net, spec.sources, spec.source_refs)
     net.add_adapter_fusion(fuse, "dynamic")
     with quiet_activation():
         net.set_active_adapters(fuse)
@@ -478,17 +483,14 @@ def _load_omega(net, folder: Path, cfg: dict) -> None:
 
 
 def _load_fusion(net, folder: Path, cfg: dict) -> None:
-    from adapters.composition import Fuse
-
     if not (folder / "fusion").is_dir():
         raise FileNotFoundError(f"{folder} has no fusion/ folder: it was written before fusion weights were saved; "
                                 f"rerun it with --force")
-    for name, ref in zip(cfg["sources"], cfg["source_refs"]):
-        load_adapter_into(net, ref, name)
+    fuse = _fuse_sources(net, cfg["sources"], cfg["source_refs"])
     net.load_adapter_fusion(str(folder / "fusion"), with_head=False)  # (returns None on *AdapterModel in 1.3.0)
     want = ",".join(cfg["sources"])
     if want not in net.adapters_config.fusions:
         raise ValueError(f"{folder}/fusion holds a fusion of {sorted(net.adapters_config.fusions)}, but the run's "
                          f"sources are {cfg['sources']}: the run folder is corrupt")
     with quiet_activation():
-        net.set_active_adapters(Fuse(*cfg["sources"]))
+        net.set_active_adapters(fuse)

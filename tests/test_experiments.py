@@ -5,6 +5,7 @@ import sys
 import pandas as pd
 import pytest
 
+from scalearn_lite.config import get_preset
 from scalearn_lite.experiments import paper_comparison, paper_table, summarize
 
 
@@ -77,3 +78,26 @@ def test_parallel_jobs_give_the_sequential_runs(data_dir, tmp_path):
     assert list(a.method) == list(b.method) == ["scalearn_uniform_pp", "adapter", "head_only"]  # job order kept
     assert list(b.value) == pytest.approx(list(a.value), abs=0.5)  # 1 vs 2 torch threads: at most one flip in 200
     assert list(a.transfer_params) == list(b.transfer_params)
+
+
+def test_parallel_jobs_reuse_finished_folders_without_stage_1(data_dir, tmp_path, monkeypatch):
+    """--jobs 2 over finished run folders: read in the parent; stage 1 is not resolved for them."""
+    import importlib
+
+    from scalearn_lite import experiments
+
+    transfer_module = importlib.import_module("scalearn_lite.transfer")  # (the package exports the function `transfer`)
+
+    args = ["--preset", "tiny", "--data-dir", str(data_dir), "--targets", "mrpc", "--sources", "rte",
+            "--methods", "scalearn_uniform_pp,head_only", "--seeds", "1", "--quiet", "--out", str(tmp_path)]
+    assert cli("demo", *args, "--jobs", "1").returncode == 0
+    before = pd.read_csv(tmp_path / "runs.csv")
+
+    def no_stage1(*a, **k):
+        raise AssertionError("stage 1 resolved for a finished run folder")
+
+    monkeypatch.setattr(transfer_module, "train_stage1", no_stage1)
+    jobs = [experiments.Job("mrpc", ["rte"], m, 0) for m in ("scalearn_uniform_pp", "head_only")]
+    rows = experiments.run_jobs(jobs, get_preset("tiny"), data_dir=data_dir, out=tmp_path, progress=False, workers=2)
+    assert list(rows.method) == list(before.method)
+    assert list(rows.value) == pytest.approx(list(before.value))
