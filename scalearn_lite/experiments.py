@@ -60,12 +60,13 @@ def _job_folder(job: Job, out: Path) -> Path:
 def _run_job(job: Job, preset, data_dir, out: Path, progress: bool) -> dict:
     """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
     folder = _job_folder(job, out)
+    reused = (folder / "metrics.json").is_file()
     res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir, out=folder,
                    include_target=job.include_target, progress=progress)
     m = res.metrics
     return {"method": job.method, "target": job.target, "seed": job.seed, "metric": m["metric"],
             "value": 100.0 * m["test_metric"], "transfer_params": m["transfer_params"],
-            "seconds": m["wall_seconds"], "path": str(res.path)}
+            "seconds": m["wall_seconds"], "reused": reused, "path": str(res.path)}
 
 
 def _init_worker(threads: int) -> None:
@@ -134,8 +135,12 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def paper_table(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence[str]) -> str:
-    """Markdown table: rows = methods, columns = targets (metric) + Avg + transfer params."""
+def paper_table(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence[str],
+                constant: Optional[Dict[str, Optional[float]]] = None) -> str:
+    """Markdown table: rows = methods, columns = targets (metric) + Avg + transfer params.
+
+    `constant` (target → score or None, see constant_scores) adds a last row: the best constant prediction.
+    """
     metric = {t: summary.loc[summary.target == t, "metric"].iloc[0] for t in targets if (summary.target == t).any()}
     head = "| method | " + " | ".join(f"{t} ({metric.get(t, '')})" for t in targets) + " | Avg | transfer params |"
     lines = [head, "|" + "---|" * (len(targets) + 3)]
@@ -147,7 +152,26 @@ def paper_table(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence
         avg = np.mean([sub.at[t, "mean"] for t in targets if t in sub.index])
         params = int(sub["transfer_params"].max())
         lines.append(f"| {METHOD_NAMES[m]} | " + " | ".join(cells) + f" | {avg:.2f} | {params:,} |")
+    if constant:
+        values = [constant.get(t) for t in targets]
+        cells = ["–" if v is None else f"{v:.2f}" for v in values]
+        avg = "–" if None in values else f"{np.mean(values):.2f}"
+        lines.append("| *best constant prediction* | " + " | ".join(cells) + f" | {avg} | – |")
     return "\n".join(lines)
+
+
+def constant_scores(targets: Sequence[str], preset, data_dir=None) -> Dict[str, Optional[float]]:
+    """Per target, in %: the best constant prediction's score on the test rows the runs are scored on
+    (metrics.best_constant: majority class, "always yes" for MultiRC's F1a; None for regression)."""
+    from .metrics import best_constant
+    from .sources import load_task_data
+
+    out = {}
+    for t in targets:
+        task = get_task(t)
+        score = best_constant(task, [r["label"] for r in load_task_data(task, preset, data_dir)["test"]])
+        out[task.name] = None if score is None else 100.0 * score
+    return out
 
 
 def paper_comparison(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence[str], benchmark: str) -> str:
@@ -268,11 +292,12 @@ def run_demo(args) -> int:
           f"sources {', '.join(sources)}, preset {preset.name}; stage-1 adapters are trained on first use and cached")
     runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet, workers=args.jobs)
     summary = summarize(runs)
-    table = paper_table(summary, targets, methods)
+    table = paper_table(summary, targets, methods, constant_scores(targets, preset, args.data_dir))
     minutes = (time.perf_counter() - start) / 60
     header = (f"# scalearn_lite demo\n\n`scalearn-lite demo --preset {preset.name}` · targets {', '.join(targets)} · "
-              f"sources {', '.join(sources)} (target's own adapter last) · {args.seeds} seeds · test = official dev "
-              f"split, scores in % · machine: {machine()}, {precision_used(preset.cpu_precision)} · git {_git_revision()} · wall time {minutes:.1f} min")
+              f"sources {source_notes(sources, args.data_dir)} (target's own adapter last) · {args.seeds} seeds · test = official dev "
+              f"split, scores in % · machine: {machine()}, {precision_used(preset.cpu_precision)} · git {_git_revision()} · "
+              f"wall time {minutes:.1f} min ({run_counts(runs)})")
     write_results(out, runs, summary, table, header)
     plots = _plots(out, runs, targets)
     print("\n" + table + "\n")
@@ -311,12 +336,69 @@ def benchmark_tasks(benchmark: str, data_dir=None) -> Dict[str, List[str]]:
     return {"targets": targets, "sources": sources}
 
 
+def run_counts(runs: pd.DataFrame) -> str:
+    """ "N new runs, M finished runs reused" for a header."""
+    reused = int(runs["reused"].sum()) if "reused" in runs else 0
+    return f"{len(runs) - reused} new runs, {reused} finished runs reused"
+
+
+def source_notes(sources: Sequence[str], data_dir=None) -> str:
+    """The sources, each dev-only one marked (DESIGN §3: every table must say so)."""
+    notes = []
+    for name in sources:
+        if _is_task_name(name) and not data_mod.has_train(name, data_dir):
+            notes.append(f"{name} (dev only here: its adapter trains on 90% of the dev file; never a target)")
+        else:
+            notes.append(name)
+    return ", ".join(notes)
+
+
+def _is_task_name(name: str) -> bool:
+    try:
+        get_task(name)
+        return True
+    except ValueError:
+        return False
+
+
+def _reproduce_command(args, targets: Sequence[str]) -> str:
+    parts = ["scalearn-lite reproduce", f"--benchmark {args.benchmark}", f"--preset {args.preset}",
+             f"--seeds {args.seeds}"]
+    if args.targets:
+        parts.append(f"--targets {','.join(targets)}")
+    if args.sources:
+        parts.append(f"--sources {args.sources}")
+    if args.methods != ",".join(METHODS):
+        parts.append(f"--methods {args.methods}")
+    if args.data_dir:
+        parts.append(f"--data-dir {args.data_dir}")
+    return " ".join(parts)
+
+
+def in_benchmark(names: Sequence[str], benchmark: str, *, strict: bool) -> List[str]:
+    """Task names read within a benchmark: "rte" under superglue is superglue_rte.
+
+    `strict` (targets): a task of another benchmark is refused; otherwise (sources) it is kept as named.
+    """
+    out = []
+    for name in names:
+        try:
+            task = get_task(f"{benchmark}/{name}")
+        except ValueError:
+            task = get_task(name)
+        if strict and task.benchmark != benchmark:
+            raise ValueError(f"target {name!r} is a {task.benchmark} task, not a {benchmark} one; "
+                             f"{benchmark} targets: {', '.join(list_tasks(benchmark))}")
+        out.append(task.name)
+    return out
+
+
 def run_reproduce(args) -> int:
     start = time.perf_counter()
     preset = preset_of(args)
     out = Path(args.out or f"runs/reproduce/{args.benchmark}-{preset.name}")
     avail = benchmark_tasks(args.benchmark, args.data_dir)
-    targets = _csv(args.targets) if args.targets else avail["targets"]
+    targets = in_benchmark(_csv(args.targets), args.benchmark, strict=True) if args.targets else avail["targets"]
     methods = _csv(args.methods)
     if not targets:
         raise FileNotFoundError(f"no {args.benchmark} task has training data here; pass --data-dir or go online")
@@ -326,17 +408,20 @@ def run_reproduce(args) -> int:
             srcs = [hub_adapter_id(s) for s in avail["sources"] if s != t] + [hub_adapter_id(t)]
             include = False
         else:
-            srcs, include = (_csv(args.sources) if args.sources else avail["sources"]), True
+            srcs = in_benchmark(_csv(args.sources), args.benchmark, strict=False) if args.sources else avail["sources"]
+            include = True
         jobs += [Job(t, srcs, m, s, include) for s in range(args.seeds) for m in methods]
     print(f"reproduce {args.benchmark}: {len(targets)} targets × {len(methods)} methods × {args.seeds} seeds = "
           f"{len(jobs)} runs; finished run folders in {out} are reused")
     runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet, workers=args.jobs)
     summary = summarize(runs)
-    table = paper_table(summary, targets, methods)
-    header = (f"# reproduce {args.benchmark} ({preset.name} preset)\n\n`scalearn-lite reproduce --benchmark "
-              f"{args.benchmark} --preset {preset.name} --seeds {args.seeds}` · sources: "
-              f"{args.sources or ', '.join(avail['sources'])} · machine: {machine()}, {precision_used(preset.cpu_precision)} · git {_git_revision()} · "
-              f"wall time {(time.perf_counter() - start) / 60:.1f} min (finished runs reused)")
+    table = paper_table(summary, targets, methods, constant_scores(targets, preset, args.data_dir))
+    sources = "AdapterHub's roberta-base Pfeiffer adapters" if args.sources == "hub" else source_notes(
+        jobs[0].sources, args.data_dir)
+    header = (f"# reproduce {args.benchmark} ({preset.name} preset)\n\n`{_reproduce_command(args, targets)}` · "
+              f"sources: {sources} (each target's own adapter included) · test = official dev split, scores in % · "
+              f"machine: {machine()}, {precision_used(preset.cpu_precision)} · git {_git_revision()} · "
+              f"wall time {(time.perf_counter() - start) / 60:.1f} min ({run_counts(runs)})")
     compare = paper_comparison(summary, targets, methods, args.benchmark)
     write_results(out, runs, summary, table + "\n\n" + compare, header)
     plots = _plots(out, runs, targets)

@@ -263,6 +263,21 @@ def _record_metrics(predictions, labels, groups, extra) -> Dict[str, float]:
     return {"f1": record_token_f1(predictions, labels), "em": record_em(predictions, labels)}
 
 
+def best_constant(task, labels) -> Optional[float]:
+    """The task's main metric for the best constant prediction (one class for every row) on `labels`.
+
+    The floor a table should be read against: the majority class for accuracy, "always yes" for MultiRC's
+    F1a, 0 for Matthews correlation. None for regression, multi-label and ReCoRD, which have no such floor.
+    """
+    task = get_task(task)
+    if task.problem not in ("classification", "multiple_choice"):
+        return None
+    labels = np.asarray(labels)
+    score = {"accuracy": accuracy, "f1": f1_binary, "macro_f1": macro_f1, "matthews_corr": matthews_corr,
+             "f1a": f1a}[task.main_metric]
+    return max(float(score(np.full_like(labels, c), labels)) for c in np.unique(labels))
+
+
 def main_metric(task) -> str:
     """The paper's headline metric for a task (a key of compute_metrics' result)."""
     return get_task(task).main_metric

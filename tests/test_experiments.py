@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from scalearn_lite.config import get_preset
-from scalearn_lite.experiments import paper_comparison, paper_table, summarize
+from scalearn_lite.experiments import in_benchmark, paper_comparison, paper_table, source_notes, summarize
+
+
+def labels_of(data_dir, task):
+    from scalearn_lite.sources import load_task_data
+    from scalearn_lite.tasks import get_task
+
+    return [r["label"] for r in load_task_data(get_task(task), get_preset("tiny"), data_dir)["test"]]
 
 
 def cli(*args):
@@ -45,7 +52,11 @@ def test_demo_writes_the_table_csv_and_plots_and_reproduce_reuses_its_runs(data_
         assert row["mean"] == pytest.approx(group.value.mean(), abs=1e-3)  # the table is computed from the runs
     assert csv.set_index("method").at["scalearn", "transfer_params"] == 2 * 2 * 384  # L·S·d: rte + mrpc's own
     md = (out / "results.md").read_text()
-    assert "| ScaLearn |" in md and "mrpc (accuracy)" in md and "wall time" in md
+    assert "| ScaLearn |" in md and "mrpc (accuracy)" in md and "wall time" in md and "6 new runs" in md
+    floor = next(line for line in md.splitlines() if line.startswith("| *best constant prediction* |"))
+    labels = labels_of(data_dir, "mrpc")
+    majority = 100 * max(labels.count(c) for c in (0, 1)) / len(labels)
+    assert f"| {majority:.2f} |" in floor  # MRPC's majority class on the test rows the runs are scored on
     assert (out / "omega_heatmaps_mrpc.png").stat().st_size > 1000 and (out / "efficiency.png").is_file()
     assert "ScaLearn" in res.stdout  # the table is printed
 
@@ -54,7 +65,7 @@ def test_demo_writes_the_table_csv_and_plots_and_reproduce_reuses_its_runs(data_
     assert again.returncode == 0, again.stderr
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/metrics.json")} == stamps  # nothing retrained
     md = (out / "results.md").read_text()
-    assert "paper (avg)" in md and "| ScaLearn |" in md and "85.36" in md
+    assert "paper (avg)" in md and "| ScaLearn |" in md and "85.36" in md and "0 new runs, 6 finished runs reused" in md
 
 
 def test_reproduce_refuses_a_run_folder_from_other_settings(data_dir, tmp_path):
@@ -101,3 +112,17 @@ def test_parallel_jobs_reuse_finished_folders_without_stage_1(data_dir, tmp_path
     rows = experiments.run_jobs(jobs, get_preset("tiny"), data_dir=data_dir, out=tmp_path, progress=False, workers=2)
     assert list(rows.method) == list(before.method)
     assert list(rows.value) == pytest.approx(list(before.value))
+
+
+def test_reproduce_reads_target_names_within_the_benchmark():
+    """`--benchmark superglue --targets rte` is SuperGLUE's RTE, not GLUE's; a task of another benchmark is refused."""
+    assert in_benchmark(["rte", "cb", "wsc.fixed"], "superglue", strict=True) == ["superglue_rte", "cb", "wsc"]
+    assert in_benchmark(["rte", "cola"], "glue", strict=True) == ["rte", "cola"]
+    assert in_benchmark(["rte", "sst2"], "superglue", strict=False) == ["superglue_rte", "sst2"]  # sources may cross
+    with pytest.raises(ValueError, match="'mrpc' is a glue task, not a superglue one"):
+        in_benchmark(["mrpc"], "superglue", strict=True)
+
+
+def test_tables_mark_dev_only_sources(data_dir):
+    notes = source_notes(["qnli", "rte"], data_dir)
+    assert notes.startswith("qnli (dev only here") and notes.endswith(", rte")

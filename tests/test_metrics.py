@@ -138,3 +138,13 @@ def test_decide_turns_logits_into_predictions():
     assert M.multi_label_decide(np.array([0.0, 1e-3])).tolist() == [0, 1]  # sigmoid > 0.5, strictly
     scores = M.decide("record", np.array([[0.0, 0.0], [0.0, 1.0]]))
     assert scores[0] == pytest.approx(0.5) and scores[1] > 0.5
+
+
+def test_best_constant_is_the_floor_a_table_is_read_against():
+    assert M.best_constant("rte", [0, 0, 1, 0]) == 0.75  # majority class
+    assert M.best_constant("copa", [1, 1, 0]) == pytest.approx(2 / 3)  # multiple choice: always the same choice
+    assert M.best_constant("cola", [0, 1, 1, 0]) == 0.0  # Matthews correlation of a constant
+    p = 0.4  # MultiRC F1a: "always yes" (all-no scores 0)
+    labels = [1] * 4 + [0] * 6
+    assert M.best_constant("multirc", labels) == pytest.approx(2 * p / (1 + p))
+    assert M.best_constant("stsb", [0.5, 3.0]) is None  # regression has no constant floor
