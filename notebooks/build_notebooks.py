@@ -9,19 +9,16 @@ REPO = "scalearn-lite/scalearn_lite"  # GitHub owner/name used by the Colab badg
 ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1]
 
 # Measured wall-clock times on 2 CPU cores (None: not measured). Fast mode: `pytest tests/test_notebooks.py` on a
-# quiet machine, cold cache (00 trains the shared sources). CPU mode: `python notebooks/execute.py NAME --mode cpu`;
-# 00-02 were measured on a machine shared with two other heavy jobs (load average 4-5), so upper bounds.
-BUSY = "measured on a busy machine: an upper bound"
-# The CPU-mode times below were measured with the cpu preset of git 775c707 (1,000 source rows x 2 epochs, 500 target
-# rows x 3 epochs, fp32); the preset now trains 500 rows x 2 epochs in both stages, in bf16 on AMX CPUs.
-OLD_PRESET = "measured with the earlier, larger cpu preset of git 775c707; not yet re-measured"
+# quiet machine, cold cache (00 trains the shared sources). CPU mode: `python notebooks/execute.py NAME --mode cpu`,
+# the six in order 00 -> 05 from an empty cache and runs folder, quiet machine, git 3fb39f1 (cpu preset: 500 rows x
+# 2 epochs in both stages, bf16 autocast on the AMX CPU); each notebook reuses what the earlier ones cached.
 TIMES = {
-    "00_quickstart": {"fast": "57 s", "cpu": f"10 min ({BUSY})"},
-    "01_source_adapters": {"fast": "20 s", "cpu": f"2.5 min ({BUSY})"},
-    "02_why_scaling": {"fast": "29 s", "cpu": f"21 min ({BUSY})"},
-    "03_scalearn_transfer": {"fast": "51 s", "cpu": "14 min (quiet machine, source adapters and the four seed-0 ScaLearn runs of 04 already cached)"},
-    "04_reading_the_heatmaps": {"fast": "29 s", "cpu": "6 min (quiet machine, source adapters already cached)"},
-    "05_few_shot": {"fast": "32 s", "cpu": "5.5 min (quiet machine, the full-data source adapters already cached)"},
+    "00_quickstart": {"fast": "57 s", "cpu": "2.5 min from an empty cache"},
+    "01_source_adapters": {"fast": "20 s", "cpu": "33 s"},
+    "02_why_scaling": {"fast": "29 s", "cpu": "11 min"},
+    "03_scalearn_transfer": {"fast": "51 s", "cpu": "8.5 min"},
+    "04_reading_the_heatmaps": {"fast": "29 s", "cpu": "2 min (03's seed-0 runs reused)"},
+    "05_few_shot": {"fast": "32 s", "cpu": "4 min"},
 }
 
 
@@ -44,7 +41,7 @@ def code(text):
 def header(name, title, subtitle):
     t = TIMES[name]
     fast = t["fast"] or "not yet measured"
-    cpu = f"{t['cpu']} ({OLD_PRESET})" if t["cpu"] else "not yet measured"
+    cpu = t["cpu"] or "not yet measured"
     after = "" if name.startswith("00") else " Times assume notebook 00 has already trained the shared source adapters."
     badge = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
              f"(https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{name}.ipynb)")
