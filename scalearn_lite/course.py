@@ -237,6 +237,14 @@ def summary(results: pd.DataFrame, by: Sequence[str] = ("name",)) -> pd.DataFram
     return out
 
 
+def best_constant(target: str, preset: Union[str, Preset], data_dir=None) -> Optional[float]:
+    """The best constant prediction's test score in % (majority class; None for regression): the floor to read
+    a table of test scores against."""
+    from .experiments import constant_scores
+
+    return constant_scores([target], _preset(preset), data_dir)[get_task(target).name]
+
+
 # ---------------------------------------------------------------------- notebook 02: probing
 def _probe_head(hidden_size: int, num_labels: int, dropout: float = 0.1) -> nn.Sequential:
     """The adapters classification head's shape: dropout, dense, tanh, dropout, out (on the first token)."""

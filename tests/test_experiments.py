@@ -126,3 +126,12 @@ def test_reproduce_reads_target_names_within_the_benchmark():
 def test_tables_mark_dev_only_sources(data_dir):
     notes = source_notes(["qnli", "rte"], data_dir)
     assert notes.startswith("qnli (dev only here") and notes.endswith(", rte")
+
+
+def test_course_best_constant_is_the_tables_floor(data_dir):
+    """Notebook 03 prints the same floor as the tables: the majority class on the runs' test rows."""
+    from scalearn_lite import course
+
+    labels = labels_of(data_dir, "rte")
+    assert course.best_constant("rte", "tiny", data_dir) == pytest.approx(100 * max(map(labels.count, (0, 1))) / len(labels))
+    assert course.best_constant("stsb", "tiny", data_dir) is None
