@@ -22,7 +22,7 @@ from .cli import add_cpu_precision, preset_of
 from .io import write_text
 from .tasks import get_task, list_tasks
 from .train import precision_used
-from .transfer import METHOD_NAMES, METHODS, OMEGA_METHODS, transfer
+from .transfer import METHOD_NAMES, METHODS, OMEGA_METHODS, _is_task, _task_name, transfer
 
 DEMO_SOURCES = ("cola", "sst2", "mrpc", "stsb", "rte")
 DEMO_TARGETS = ("rte", "mrpc")
@@ -57,11 +57,16 @@ def _job_folder(job: Job, out: Path) -> Path:
     return out / "runs" / job.target / job.method / f"seed{job.seed}"
 
 
+def _finished(job: Job, out: Path) -> bool:
+    """The job's run folder is complete (transfer() reuses it instead of training)."""
+    return (_job_folder(job, out) / "metrics.json").is_file()
+
+
 def _run_job(job: Job, preset, data_dir, out: Path, progress: bool) -> dict:
     """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
-    folder = _job_folder(job, out)
-    reused = (folder / "metrics.json").is_file()
-    res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir, out=folder,
+    reused = _finished(job, out)
+    res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir,
+                   out=_job_folder(job, out),
                    include_target=job.include_target, progress=progress)
     m = res.metrics
     return {"method": job.method, "target": job.target, "seed": job.seed, "metric": m["metric"],
@@ -101,7 +106,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
     rows = [None] * len(jobs)
     todo = []
     for i, job in enumerate(jobs):
-        if (_job_folder(job, out) / "metrics.json").is_file():  # reused as is: no stage 1, no process
+        if _finished(job, out):  # reused as is: no stage 1, no process
             rows[i] = _run_job(job, preset, data_dir, out, False)
             bar.update(1)
         else:
@@ -346,19 +351,11 @@ def source_notes(sources: Sequence[str], data_dir=None) -> str:
     """The sources, each dev-only one marked (DESIGN §3: every table must say so)."""
     notes = []
     for name in sources:
-        if _is_task_name(name) and not data_mod.has_train(name, data_dir):
+        if _is_task(name) and not data_mod.has_train(name, data_dir):
             notes.append(f"{name} (dev only here: its adapter trains on 90% of the dev file; never a target)")
         else:
             notes.append(name)
     return ", ".join(notes)
-
-
-def _is_task_name(name: str) -> bool:
-    try:
-        get_task(name)
-        return True
-    except ValueError:
-        return False
 
 
 def _reproduce_command(args, targets: Sequence[str]) -> str:
@@ -378,14 +375,18 @@ def _reproduce_command(args, targets: Sequence[str]) -> str:
 def in_benchmark(names: Sequence[str], benchmark: str, *, strict: bool) -> List[str]:
     """Task names read within a benchmark: "rte" under superglue is superglue_rte.
 
-    `strict` (targets): a task of another benchmark is refused; otherwise (sources) it is kept as named.
+    `strict` (targets): a task of another benchmark, or a name that is no task, is refused; otherwise (sources)
+    both are kept as named (adapter folders and hub ids included).
     """
     out = []
     for name in names:
-        try:
-            task = get_task(f"{benchmark}/{name}")
-        except ValueError:
-            task = get_task(name)
+        canonical = _task_name(f"{benchmark}/{name}") or _task_name(name)
+        if canonical is None:
+            if strict:
+                get_task(name)  # raises "unknown task ..., valid names: ..."
+            out.append(name)
+            continue
+        task = get_task(canonical)
         if strict and task.benchmark != benchmark:
             raise ValueError(f"target {name!r} is a {task.benchmark} task, not a {benchmark} one; "
                              f"{benchmark} targets: {', '.join(list_tasks(benchmark))}")
@@ -402,24 +403,23 @@ def run_reproduce(args) -> int:
     methods = _csv(args.methods)
     if not targets:
         raise FileNotFoundError(f"no {args.benchmark} task has training data here; pass --data-dir or go online")
+    hub = args.sources == "hub"
+    if args.sources and not hub:
+        sources = in_benchmark(_csv(args.sources), args.benchmark, strict=False)
+    else:
+        sources = avail["sources"]
     jobs = []
     for t in targets:
-        if args.sources == "hub":
-            srcs = [hub_adapter_id(s) for s in avail["sources"] if s != t] + [hub_adapter_id(t)]
-            include = False
-        else:
-            srcs = in_benchmark(_csv(args.sources), args.benchmark, strict=False) if args.sources else avail["sources"]
-            include = True
-        jobs += [Job(t, srcs, m, s, include) for s in range(args.seeds) for m in methods]
+        srcs = [hub_adapter_id(n) for n in sources if n != t] + [hub_adapter_id(t)] if hub else sources
+        jobs += [Job(t, srcs, m, s, not hub) for s in range(args.seeds) for m in methods]
     print(f"reproduce {args.benchmark}: {len(targets)} targets × {len(methods)} methods × {args.seeds} seeds = "
           f"{len(jobs)} runs; finished run folders in {out} are reused")
     runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet, workers=args.jobs)
     summary = summarize(runs)
     table = paper_table(summary, targets, methods, constant_scores(targets, preset, args.data_dir))
-    sources = "AdapterHub's roberta-base Pfeiffer adapters" if args.sources == "hub" else source_notes(
-        jobs[0].sources, args.data_dir)
+    described = "AdapterHub's roberta-base Pfeiffer adapters" if hub else source_notes(sources, args.data_dir)
     header = (f"# reproduce {args.benchmark} ({preset.name} preset)\n\n`{_reproduce_command(args, targets)}` · "
-              f"sources: {sources} (each target's own adapter included) · test = official dev split, scores in % · "
+              f"sources: {described} (each target's own adapter included) · test = official dev split, scores in % · "
               f"machine: {machine()}, {precision_used(preset.cpu_precision)} · git {_git_revision()} · "
               f"wall time {(time.perf_counter() - start) / 60:.1f} min ({run_counts(runs)})")
     compare = paper_comparison(summary, targets, methods, args.benchmark)

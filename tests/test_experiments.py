@@ -119,6 +119,10 @@ def test_reproduce_reads_target_names_within_the_benchmark():
     assert in_benchmark(["rte", "cb", "wsc.fixed"], "superglue", strict=True) == ["superglue_rte", "cb", "wsc"]
     assert in_benchmark(["rte", "cola"], "glue", strict=True) == ["rte", "cola"]
     assert in_benchmark(["rte", "sst2"], "superglue", strict=False) == ["superglue_rte", "sst2"]  # sources may cross
+    hub = "AdapterHub/roberta-base-rte_pfeiffer"  # sources may also be adapter folders or hub ids
+    assert in_benchmark([hub, "cb"], "superglue", strict=False) == [hub, "cb"]
+    with pytest.raises(ValueError, match="unknown task"):
+        in_benchmark([hub], "superglue", strict=True)
     with pytest.raises(ValueError, match="'mrpc' is a glue task, not a superglue one"):
         in_benchmark(["mrpc"], "superglue", strict=True)
 
