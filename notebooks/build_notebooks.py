@@ -8,17 +8,17 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 REPO = "scalearn-lite/scalearn_lite"  # GitHub owner/name used by the Colab badges and the Colab install line
 ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1]
 
-# Measured wall-clock times on 2 CPU cores (None: not measured). Fast mode: `pytest tests/test_notebooks.py` on a
-# quiet machine, cold cache (00 trains the shared sources). CPU mode: `python notebooks/execute.py NAME --mode cpu`,
-# the six in order 00 -> 05 from an empty cache and runs folder, quiet machine, git 3fb39f1 (cpu preset: 500 rows x
-# 2 epochs in both stages, bf16 autocast on the AMX CPU); each notebook reuses what the earlier ones cached.
+# Measured wall-clock times on 2 CPU cores (None: not measured), both modes with
+# `python notebooks/execute.py NAME --mode fast|cpu`, the six in order 00 -> 05 from an empty cache and runs folder,
+# quiet machine; each notebook reuses what the earlier ones cached. Fast mode: git 833c8ca
+# (tiny preset). CPU mode: git 3fb39f1 (cpu preset: 500 rows x 2 epochs in both stages, bf16 autocast on the AMX CPU).
 TIMES = {
-    "00_quickstart": {"fast": "57 s", "cpu": "2.5 min from an empty cache"},
-    "01_source_adapters": {"fast": "20 s", "cpu": "33 s"},
-    "02_why_scaling": {"fast": "29 s", "cpu": "11 min"},
-    "03_scalearn_transfer": {"fast": "51 s", "cpu": "8.5 min"},
-    "04_reading_the_heatmaps": {"fast": "29 s", "cpu": "2 min (03's seed-0 runs reused)"},
-    "05_few_shot": {"fast": "32 s", "cpu": "4 min"},
+    "00_quickstart": {"fast": "42 s", "cpu": "2.5 min from an empty cache"},
+    "01_source_adapters": {"fast": "17 s", "cpu": "33 s"},
+    "02_why_scaling": {"fast": "27 s", "cpu": "11 min"},
+    "03_scalearn_transfer": {"fast": "47 s", "cpu": "8.5 min"},
+    "04_reading_the_heatmaps": {"fast": "22 s", "cpu": "2 min (03's seed-0 runs reused)"},
+    "05_few_shot": {"fast": "24 s", "cpu": "4 min"},
 }
 
 
