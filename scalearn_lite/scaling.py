@@ -169,4 +169,5 @@ def attach(model, scalearn: ScaLearn) -> ScaLearn:
     for l, layer in enumerate(layers):
         layer.output = ScaledOutput(layer.output, scalearn.banks[l], scalearn.omega, l)
     model.scalearn = scalearn
+    scalearn.train(model.training)  # a new module starts in training mode: ω dropout must follow the model's mode
     return scalearn

@@ -193,3 +193,15 @@ def test_bad_sources_give_clear_errors():
             torch.randn(2, 32), torch.randn(2), torch.randn(32, 2), torch.randn(32))]], 32))
     with pytest.raises(ValueError, match="omega_shape"):
         ScaLearnConfig(omega_shape="matrix")
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_attach_follows_the_models_train_or_eval_mode(training):
+    """A model in eval mode (as from_pretrained returns it) stays deterministic once ScaLearn is attached."""
+    model = adapters_model("roberta").train(training)
+    per_source = [extract_weights(model, n) for n in SOURCES]
+    sl = attach(model, ScaLearn(VARIANTS["scalearn"], SOURCES, [list(x) for x in zip(*per_source)], 32))
+    assert sl.training is training and sl.omega.training is training
+    with torch.no_grad():
+        outs = [model.base_model(**batch()).last_hidden_state for _ in range(2)]
+    assert torch.equal(*outs) is not training  # dropout (on ω too) draws fresh masks per pass only in training
