@@ -6,6 +6,7 @@ one-line reason on failure.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import json
 import sys
 from typing import List, Optional
@@ -25,7 +26,7 @@ def _common(p: argparse.ArgumentParser, preset_default: str = "cpu") -> None:
 
 def add_cpu_precision(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-precision", default=None, choices=["fp32", "bf16", "auto"],
-                   help="on CPU: fp32, bf16 autocast, or auto = bf16 where the CPU has AMX (default: the preset's, "
+                   help="on CPU: fp32, bf16 autocast, or auto = bf16 where the CPU has native bf16 (AMX or AVX-512 BF16) (default: the preset's, "
                    "auto for cpu and paper, fp32 for tiny); a GPU always trains in mixed precision")
 
 
@@ -57,7 +58,8 @@ def cmd_train_source(args) -> int:
     from .sources import train_source
 
     res = train_source(args.task, preset_of(args), model=args.model, data_dir=args.data_dir, seed=args.seed,
-                       k_shot=args.k_shot, out=args.out, force=args.force, progress=not args.quiet)
+                       k_shot=args.k_shot, out=args.out, force=args.force, progress=not args.quiet,
+                       role="target" if args.k_shot else args.role)
     m = res.metrics
     print(f"{'cached ' if res.cached else ''}adapter for {m['task']} on {m['base']}: test {m['metric']} = "
           f"{100 * m['test'][m['metric']]:.2f}  (validation {100 * m['validation'][m['metric']]:.2f}, "
@@ -73,9 +75,39 @@ def cmd_transfer(args) -> int:
                    include_target=not args.exclude_target, model=args.model, progress=not args.quiet,
                    force=args.force)
     m = res.metrics
+    rows = m.get("rows", {})
     print(f"{METHOD_NAMES[m['method']]} → {m['target']} (sources {', '.join(m['sources']) or '-'}): "
           f"test {m['metric']} = {100 * m['test_metric']:.2f}, validation {100 * (m['validation_metric'] or 0):.2f}, "
-          f"transfer params {m['transfer_params']:,}, {m['wall_seconds']:.0f} s\n  → {res.path}")
+          f"transfer params {m['transfer_params']:,}, {m['steps']} steps (budget {m.get('step_budget', '?')}) on "
+          f"{rows.get('train', '?')} train / {rows.get('validation', '?')} validation rows, "
+          f"{m['wall_seconds']:.0f} s\n  → {res.path}")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    import time
+
+    from . import zoo
+    from .provenance import git_revision, machine
+    from .train import precision_used
+
+    start, preset = time.perf_counter(), preset_of(args)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else zoo.ZOO_TASKS
+    table = zoo.train_zoo(preset, tasks, data_dir=args.data_dir, progress=not args.quiet)
+    minutes = (time.perf_counter() - start) / 60
+    print(zoo.zoo_table(table))
+    trained = int((~table["cached"]).sum())
+    print(f"{trained} adapters trained, {len(table) - trained} reused from the cache, {minutes:.1f} min")
+    if args.out:
+        command = f"scalearn-lite zoo --preset {preset.name}" + (f" --tasks {args.tasks}" if args.tasks else "")
+        header = (f"# source zoo ({preset.name} preset)\n\n`{command}` · {preset.source_max_train or 'all'} rows × "
+                  f"{preset.source_epochs} epochs per source (early stopping patience {preset.source_patience} on "
+                  f"validation loss), lr {preset.source_lr:g}, batch {preset.batch_size}, seed 0 · scores in % · "
+                  f"machine: {machine()}, {precision_used(preset.cpu_precision)} · git {git_revision()} · wall time "
+                  f"{minutes:.1f} min ({trained} trained, {len(table) - trained} reused; 'train s' is each adapter's own "
+                  f"training time)")
+        zoo.write_zoo(Path(args.out), table, header)
+        print(f"wrote {Path(args.out) / 'zoo.md'}")
     return 0
 
 
@@ -117,7 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", default=None, help="adapter folder (default data_cache/adapters/<model>/<task>/seed<k>/)")
     p.add_argument("--force", action="store_true", help="retrain even if a cached adapter exists")
+    p.add_argument("--role", default="source", choices=["source", "target"], help="source (the zoo's budget, default) "
+                   "or target (the target's own adapter on the target rows: the Adapter row); --k-shot implies target")
     p.set_defaults(func=cmd_train_source)
+
+    p = sub.add_parser("zoo", help="train (or reuse) one source adapter per offline task and print their quality")
+    p.add_argument("--preset", default="cpu", help="cpu (default), tiny or paper")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else $SCALEARN_DATA_DIR)")
+    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: every offline source task with data)")
+    p.add_argument("--out", default=None, help="also write zoo.md and zoo.csv here (e.g. docs/results/zoo-cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cpu_precision(p)
+    p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("transfer", help="stage 2: transfer to a target with ScaLearn or a baseline; writes a run folder")
     p.add_argument("target", help="target task, e.g. rte")

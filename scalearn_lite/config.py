@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Optional, Tuple
 
 OMEGA_SHAPES = ("vector", "scalar")
 CPU_PRECISIONS = ("fp32", "bf16", "auto")
@@ -41,59 +41,112 @@ PAPER_NAMES = {
 }
 
 
+SELECT_BY = ("loss", "metric")
+OWN_ADAPTER_SEEDS = ("first", "per_seed")
+SOUP_WEIGHTINGS = ("similarity", "uniform")
+
+
 @dataclass(frozen=True)
 class Preset:
-    """Everything that changes between a unit test, a laptop CPU and the paper's GPU runs."""
+    """Everything that changes between a unit test, a laptop CPU and the paper's GPU runs.
+
+    Three budgets, kept apart as in the paper: stage 1 on the *source* tasks (trained once, cached as the
+    source zoo, reused by every experiment), stage 1 on the *target* (its own adapter: the Adapter row and
+    the last source of every transfer), and stage 2 (transfer) on the same target rows.
+    """
 
     name: str
     model: str = "embedded"  # hub name, local folder, or "embedded" (all-MiniLM-L6-v2 shipped on PyPI)
     num_layers: Optional[int] = None  # keep only the first N encoder layers (None: all)
     max_length: int = 128  # tokens per input (paper: 128)
+    task_max_length: Tuple[Tuple[str, int], ...] = ()  # per-task overrides, e.g. (("multirc", 324),)
     batch_size: int = 32  # paper: 32
     eval_batch_size: int = 64  # inference only; does not change results
-    max_train: Optional[int] = None  # subsample the 90% train split to this many rows (None: all)
     max_validation: Optional[int] = None  # subsample the 10% validation split (None: all)
     max_test: Optional[int] = None  # subsample the official dev split used as test (None: all)
-    source_lr: float = 3e-4  # stage 1 adapter + head (paper: 3e-4)
+    # stage 1 on source tasks (the zoo)
+    source_max_train: Optional[int] = None  # rows of the 90% train split per source (None: all)
+    source_lr: float = 3e-4  # adapter + head (paper: 3e-4)
     source_epochs: int = 30  # paper: up to 30, with early stopping
-    patience: int = 5  # early stopping on validation loss (paper: 5)
+    source_patience: Optional[int] = 5  # early stopping on validation loss (paper: 5)
+    # the target: its own stage-1 adapter and stage 2 see the same rows
+    max_train: Optional[int] = None  # target rows of the 90% train split (None: all)
+    target_lr: float = 3e-4  # the target's own adapter + head (paper: the stage-1 rate, 3e-4)
+    target_epochs: int = 30  # the target's own adapter (paper: as a source, up to 30)
+    target_patience: Optional[int] = 5  # its early stopping on validation loss (paper: 5)
     transfer_lr: float = 6e-3  # ScaLearn ω + head, linear decay (paper: 6e-3)
     transfer_epochs: int = 30  # paper: 30, best epoch kept
+    transfer_select_by: str = "loss"  # stage-2 checkpoint: lowest validation "loss" (paper, GLUE/SuperGLUE) or best "metric"
+    transfer_patience: Optional[int] = None  # ScaLearn / average / head only: none in the paper (all 30 epochs)
     fusion_lr: float = 5e-5  # AdapterFusion (paper: 5e-5)
+    fusion_patience: Optional[int] = 5  # AdapterFusion and AdapterSoup (paper: 5)
     finetune_lr: float = 2e-5  # full fine-tuning
-    max_steps: Optional[int] = None  # hard cap on optimiser steps per run (few-shot: 1000)
-    warmup_ratio: float = 0.0  # linear warm-up fraction of the schedule
-    cpu_precision: str = "auto"  # on CPU: "fp32", "bf16" autocast, or "auto" (bf16 where the CPU has AMX); CUDA: mixed
+    max_steps: Optional[int] = None  # cap on optimiser steps of a full-data run (None: epochs decide)
+    # few-shot (k training rows): a step budget overriding epochs, in stage 1 (target) and stage 2
+    few_shot_steps: int = 1000  # paper: max_steps 1000, epochs run until it is spent
+    few_shot_patience: Optional[int] = 20  # early stopping on the validation metric (paper: 20)
+    few_shot_max_validation: Optional[int] = 5000  # validation rows from the held-out 10% split (paper: <= 5,000)
+    own_adapter_seed: str = "first"  # target's own adapter in stage 2: seed 0's for every seed ("first", paper) or "per_seed"
+    soup_k: int = 5  # AdapterSoup: the most similar sources averaged (paper: 5, the target's own allowed)
+    soup_weighting: str = "similarity"  # weights = similarity normalised to sum 1 (paper) or "uniform"
+    warmup_ratio: float = 0.0  # linear warm-up fraction of the schedule (paper: none)
+    cpu_precision: str = "auto"  # on CPU: "fp32", "bf16" autocast, or "auto" (bf16 where the CPU has bf16 units); CUDA: mixed
 
     def __post_init__(self):
+        # read back from JSON as lists of lists: keep it a hashable tuple of (task, length) pairs
+        object.__setattr__(self, "task_max_length", tuple((str(t), int(n)) for t, n in self.task_max_length))
         if self.cpu_precision not in CPU_PRECISIONS:
             raise ValueError(f"cpu_precision must be one of {CPU_PRECISIONS}, got {self.cpu_precision!r}")
+        if self.transfer_select_by not in SELECT_BY:
+            raise ValueError(f"transfer_select_by must be one of {SELECT_BY}, got {self.transfer_select_by!r}")
+        if self.own_adapter_seed not in OWN_ADAPTER_SEEDS:
+            raise ValueError(f"own_adapter_seed must be one of {OWN_ADAPTER_SEEDS}, got {self.own_adapter_seed!r}")
+        if self.soup_weighting not in SOUP_WEIGHTINGS:
+            raise ValueError(f"soup_weighting must be one of {SOUP_WEIGHTINGS}, got {self.soup_weighting!r}")
+        for name in ("few_shot_steps", "soup_k", "batch_size", "source_epochs", "target_epochs", "transfer_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def with_(self, **changes) -> "Preset":
         """A copy with some fields changed (None values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def length_for(self, task_name: str) -> int:
+        """Tokens per input for a task: its override (paper: MultiRC 324) or max_length."""
+        return dict(self.task_max_length).get(task_name, self.max_length)
+
 
 PRESETS = {
     # Unit tests and CI fast mode: the embedded encoder cut to 2 layers, seconds per run.
     "tiny": Preset(
-        name="tiny", num_layers=2, max_length=64, batch_size=16, max_train=512, max_validation=64,
-        max_test=200, source_lr=2e-3, source_epochs=3, patience=2, transfer_lr=6e-3, transfer_epochs=2,
-        fusion_lr=5e-4, finetune_lr=1e-4, cpu_precision="fp32",
+        name="tiny", num_layers=2, max_length=64, batch_size=16, max_validation=64, max_test=200,
+        source_max_train=512, source_lr=2e-3, source_epochs=3, source_patience=2,
+        max_train=512, target_lr=2e-3, target_epochs=3, target_patience=2,
+        transfer_lr=6e-3, transfer_epochs=2, fusion_lr=5e-4, fusion_patience=2, finetune_lr=1e-4,
+        few_shot_steps=12, few_shot_patience=4, few_shot_max_validation=64, soup_k=3, cpu_precision="fp32",
     ),
-    # A laptop CPU: the full 6-layer embedded encoder, subsampled training sets, a few epochs.
-    # Same budget for every method: stage 1 (whose target adapter is the Adapter baseline) and stage 2 see the
-    # same 500 target rows for the same 2 epochs (32 steps). Learning rates: each method's paper rate x 1, 3 or 10,
-    # picked the same way for all by `scalearn-lite lr-grid` (lowest validation loss; benchmarks/lr_grid_cpu.json):
-    # stage 1 x10, ScaLearn (and the head-only baselines) x1, AdapterFusion x10, fine-tuning x10.
+    # A laptop CPU, in the paper's shape: strong sources trained once (the zoo: a few thousand rows, a few
+    # epochs, early stopping), small targets (a few hundred rows) with enough stage-2 steps for ω to move.
+    # Learning rates: each method's paper rate x 1, 3 or 10, picked the same way for all by `scalearn-lite lr-grid`
+    # on validation loss (benchmarks/lr_grid_cpu.json).
     "cpu": Preset(
-        name="cpu", max_length=128, batch_size=32, max_train=500, max_validation=200,
-        source_lr=3e-3, source_epochs=2, patience=5, transfer_lr=6e-3, transfer_epochs=2,
-        fusion_lr=5e-4, finetune_lr=2e-4,
+        name="cpu", max_length=128, batch_size=32, max_validation=200,
+        source_max_train=4000, source_lr=3e-3, source_epochs=3, source_patience=2,
+        max_train=300, target_lr=3e-3, target_epochs=8, target_patience=3,
+        transfer_lr=6e-3, transfer_epochs=8, fusion_lr=5e-4, fusion_patience=3, finetune_lr=2e-4,
+        few_shot_steps=200, few_shot_patience=10, few_shot_max_validation=200,
     ),
     # The paper's protocol on a GPU.
-    "paper": Preset(name="paper", model="roberta-base"),
+    "paper": Preset(name="paper", model="roberta-base", task_max_length=(("multirc", 324),)),
 }
+
+
+def preset_from_dict(fields: dict) -> Preset:
+    """A Preset from a saved config.json mapping; fields of older versions that no longer exist are ignored."""
+    from dataclasses import fields as dc_fields
+
+    known = {f.name for f in dc_fields(Preset)}
+    return Preset(**{k: v for k, v in fields.items() if k in known})
 
 
 def get_preset(name: str) -> Preset:

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from . import data as data_mod
-from .config import Preset, ScaLearnConfig, get_preset
+from .config import Preset, ScaLearnConfig, get_preset, preset_from_dict
 from .encoding import encode, make_loader
 from .metrics import compute_metrics, main_metric
 from .models import load_base, model_id
@@ -385,10 +385,10 @@ class OmegaScorer:
         from .transfer import load_run
 
         self.net, self.tokenizer, task, cfg = load_run(folder)
-        preset = Preset(**cfg["preset"])
+        preset = preset_from_dict(cfg["preset"])
         self.task = data_mod.resolve_labels(task, data_dir)
         rows = load_task_data(self.task, preset, data_dir, k_shot=cfg["k_shot"], seed=cfg["seed"])[split]
-        self.feats = encode(self.task, rows[:max_rows] if max_rows else rows, self.tokenizer, preset.max_length)
+        self.feats = encode(self.task, rows[:max_rows] if max_rows else rows, self.tokenizer, preset.length_for(self.task.name))
         self.sources = list(self.net.scalearn.sources)
         self.learned = self.net.scalearn.omega.omega.detach().clone()  # (L|1, S, d|1)
         self.metric = main_metric(self.task)

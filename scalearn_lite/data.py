@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import csv
 import functools
+import hashlib
 import json
 import math
 import os
@@ -143,6 +144,31 @@ def describe_source(task, data_dir=None, source: str = "auto") -> str:
     if root is None:
         return "no data dir"
     return str(_humset_dir(root) if task.benchmark == "humset" else root / task.local_dir)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_identity(task, data_dir=None, source: str = "auto") -> Dict[str, Any]:
+    """What a task's rows are read from, for cache keys: each local file's name, size and sha256 (the folder it
+    sits in does not matter, its content does), or the hub dataset, config and revision."""
+    task = get_task(task)
+    kind, root = _choose_source(task, data_dir, source)
+    if kind == "hub":
+        return {"hub": task.hub_path, "config": task.hub_config, "revision": getattr(task, "hub_revision", None)}
+    files = {}
+    for split, path in sorted(local_paths(task, root).items()):
+        if path.is_file():
+            st = path.stat()
+            files[split] = {"file": path.name, "bytes": st.st_size,
+                            "sha256": _file_sha256(str(path), st.st_size, st.st_mtime_ns)}
+    return {"local": files}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -632,14 +658,25 @@ def _no_train_error(task: Task, source_desc: str) -> ValueError:
     )
 
 
+def first_k_shot(ds, k: int, seed: int = SPLIT_SEED):
+    """The few-shot training rows of the authors' protocol: the first k rows of the train split shuffled with
+    seed 42 (`ds.shuffle(seed=42).select(range(k))`), the same rows for every run seed."""
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > len(ds):
+        raise ValueError(f"k={k} is larger than the {len(ds)} training rows available; choose k <= {len(ds)}")
+    return ds.shuffle(seed=seed).select(range(int(k)))
+
+
 def load_splits(task, data_dir=None, source: str = "auto", seed: int = SPLIT_SEED, k_shot: Optional[int] = None,
-                k_shot_seed: int = 0, max_train: Optional[int] = None, dev_as_train: bool = False):
+                max_train: Optional[int] = None, dev_as_train: bool = False):
     """DatasetDict {train, validation, test} of processed rows, following the paper's protocol.
 
     train/validation: the official train split 90/10 (seed 42; stratified, or by group for MultiRC/ReCoRD);
     test: the official dev split. HumSet: its official validation split when the folder has one.
-    max_train: seeded (stratified) subsample of train after the split. k_shot: train AND validation become
-    k-shot samples (validation: min(k, len) rows), seeded by k_shot_seed; max_train is then ignored.
+    max_train: seeded (stratified) subsample of train after the split. k_shot: train becomes the first k rows
+    of the seed-42 shuffled train split (first_k_shot: the same rows for every run seed); validation stays
+    the held-out 10% split (the caller caps its size); max_train is then ignored.
     dev_as_train: for tasks without a train split (QNLI, BoolQ offline) split the dev file 90/10 instead and
     return an empty test split -- such a task can only be a source.
     """
@@ -654,8 +691,7 @@ def load_splits(task, data_dir=None, source: str = "auto", seed: int = SPLIT_SEE
         raise _no_train_error(task, describe_source(task, data_dir, source))
     train, validation, test = _protocol_splits(task, raw, seed)
     if k_shot is not None:
-        train = sample_k_shot(train, k_shot, k_shot_seed)
-        validation = sample_k_shot(validation, min(k_shot, len(validation)), k_shot_seed)
+        train = first_k_shot(train, k_shot)
     elif max_train is not None:
         train = subsample(task, train, max_train, seed)
     return DatasetDict(train=train, validation=validation, test=test)

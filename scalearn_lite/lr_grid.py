@@ -23,9 +23,10 @@ from .sources import train_source
 from .tasks import get_task
 from .transfer import transfer
 
-# group → (preset field, method trained for it; None = stage 1 on the target itself)
+# group → (preset field, method trained for it; "source" / "target" = stage 1 in that role)
 GROUPS = {
-    "source": ("source_lr", None),
+    "source": ("source_lr", "source"),  # the zoo adapters of the task sources (expensive: retrains them)
+    "target": ("target_lr", "target"),  # the target's own adapter on the target rows (the Adapter row)
     "scalearn": ("transfer_lr", "scalearn"),
     "adapterfusion": ("fusion_lr", "adapterfusion"),
     "finetune": ("finetune_lr", "finetune"),
@@ -47,8 +48,8 @@ def _task_names(sources: Sequence[str]) -> List[str]:
 def _score(group: str, preset: Preset, target: str, sources: Sequence[str], out: Path, data_dir, progress) -> dict:
     """Validation loss and headline metric of one run (seed 0)."""
     field, method = GROUPS[group]
-    if method is None:
-        m = train_source(target, preset, data_dir=data_dir, out=out, progress=progress).metrics
+    if method in ("source", "target"):
+        m = train_source(target, preset, data_dir=data_dir, out=out, progress=progress, role=method).metrics
         return {"validation_loss": m["validation"]["loss"], "validation_metric": m["validation"][m["metric"]],
                 "metric": m["metric"]}
     m = transfer(target, sources, method, preset, data_dir=data_dir, out=out, progress=progress).metrics
@@ -65,7 +66,7 @@ def lr_grid(preset: Preset, targets: Sequence[str], sources: Sequence[str], grou
     result = {}
     for group in (g for g in GROUPS if g in groups):  # stage 1 first: the sources depend on its rate
         field = GROUPS[group][0]
-        tasks = list(dict.fromkeys([*targets, *_task_names(sources)])) if group == "source" else list(targets)
+        tasks = [t for t in _task_names(sources) if t not in targets] if group == "source" else list(targets)
         rows = []
         for factor in factors:
             lr = float(f"{getattr(PAPER, field) * factor:.3g}")
@@ -104,7 +105,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--targets", default="rte,mrpc", help="comma-separated targets (default rte,mrpc: the demo's)")
     p.add_argument("--sources", default="cola,sst2,mrpc,stsb,rte", help="sources of the transfer groups "
                    "(default: the demo's; the target's own adapter goes last)")
-    p.add_argument("--groups", default=",".join(GROUPS), help=f"which rates to tune (default {','.join(GROUPS)})")
+    default = ",".join(g for g in GROUPS if g != "source")
+    p.add_argument("--groups", default=default, help=f"which rates to tune, from {', '.join(GROUPS)} (default {default}: "
+                   "'source' retrains every source adapter per factor)")
     p.add_argument("--factors", default="1,3,10", help="multiples of the paper's rate to try (default 1,3,10)")
     p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
     p.add_argument("--out", default=None, help="run folders (default runs/lr_grid/<preset>); finished runs are reused")
@@ -115,7 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from .cli import preset_of
-    from .experiments import _csv, _git_revision, machine
+    from .experiments import _csv
+    from .provenance import git_revision, machine
 
     start = time.perf_counter()
     preset = preset_of(args)
@@ -135,7 +139,7 @@ def run(args) -> int:
                                      "factors": factors, "seed": 0,
                                      "selection": "lowest mean over tasks of validation loss / the task's best in the grid",
                                      "groups": res["groups"], "chosen": chosen, "machine": machine(),
-                                     "git": _git_revision(), "wall_seconds": time.perf_counter() - start,
+                                     "git": git_revision(), "wall_seconds": time.perf_counter() - start,
                                      "table": table})
         print(f"→ {args.json}")
     return 0

@@ -60,6 +60,16 @@ class SourceBank(nn.Module):
         b_up = (self.b_up * omega).sum(0)  # (d,)
         return F.linear(z, w_up.T.to(z.dtype), b_up.to(z.dtype))  # (B, T, d)
 
+    def per_source(self, h: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        """h (B, T, d), ω (S, d|1) → every term ω_i ⊙ A_i(h) apart, (S, B, T, d) (analysis; forward sums them)."""
+        out, start = [], 0
+        for i, r in enumerate(self.ranks):
+            rows = slice(start, start + r)
+            z = F.relu(F.linear(h, self.w_down[:, rows].T, self.b_down[rows]))  # (B, T, r)
+            out.append(omega[i].to(h.dtype) * F.linear(z, self.w_up[rows].T, self.b_up[i]))  # (B, T, d)
+            start += r
+        return torch.stack(out)  # (S, B, T, d)
+
     def _loop(self, h: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
         """Reference: one adapter at a time, as adapters' Fuse/Average and the paper's fork run them."""
         out, start = 0, 0
@@ -104,6 +114,11 @@ class ScaledOutput(nn.Module):
         self.layer = layer
         # references, not submodules: ω and the banks are owned (and moved, saved) once, by `model.scalearn`
         self.__dict__["bank"], self.__dict__["omega"] = bank, omega
+
+    def parts(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> tuple:
+        """(ω_i ⊙ A_i(h) per source (S, B, T, d), f + x (B, T, d)) without ω dropout: what each source adds."""
+        residual = self.dropout(self.dense(hidden_states)) + input_tensor  # (B, T, d) f + x
+        return self.bank.per_source(self.LayerNorm(residual), self.omega.layer_values()[self.layer]), residual
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
         f = self.dropout(self.dense(hidden_states))  # (B, T, d) FFN output before its residual

@@ -51,6 +51,9 @@ def add_task_head(model, task: Task, name: str, num_labels: Optional[int] = None
 
 
 # ----------------------------------------------------------------------------------------- data
+ROLES = ("source", "target")
+
+
 def _limit(rows: list, n: Optional[int], seed: int = 0) -> list:
     if n is None or len(rows) <= n:
         return list(rows)
@@ -58,34 +61,63 @@ def _limit(rows: list, n: Optional[int], seed: int = 0) -> list:
     return [rows[i] for i in keep]
 
 
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    return role
+
+
 def load_task_data(task: Task, preset: Preset, data_dir=None, k_shot: Optional[int] = None,
                    seed: int = 0, as_source: bool = False) -> Dict[str, list]:
-    """Processed rows per split after the paper's protocol and the preset's subsampling.
+    """Processed rows per split after the paper's protocol and the preset's budget.
 
-    `as_source`: stage 1 (the preset's max_train); a task with only a dev file here (QNLI, BoolQ offline)
-    is then split 90/10 from it and has no test. Stage 1 and 2 see the same rows of a task: the Adapter
-    baseline (the target's stage-1 adapter) and the transfer methods share one budget.
+    `as_source`: a source task of stage 1 (the zoo): preset.source_max_train rows; a task with only a dev file
+    here (QNLI, BoolQ offline) is then split 90/10 from it and has no test. Otherwise the target: preset.max_train
+    rows, which its own stage-1 adapter (the Adapter row) and every stage-2 method share; with `k_shot`, the
+    first k rows of the seed-42 shuffled train split (the same for every seed) and validation rows from the
+    held-out split (preset.few_shot_max_validation). `seed` does not change the rows (the protocol's splits are
+    seeded with 42); it is kept for callers.
     """
     dev_only = as_source and not data_mod.has_train(task, data_dir)
-    splits = data_mod.load_splits(task.name, data_dir=data_dir, k_shot=k_shot, k_shot_seed=seed,
-                                  max_train=None if k_shot else preset.max_train, dev_as_train=dev_only)
+    max_train = preset.source_max_train if as_source else preset.max_train
+    splits = data_mod.load_splits(task.name, data_dir=data_dir, k_shot=None if as_source else k_shot,
+                                  max_train=max_train, dev_as_train=dev_only)
+    max_val = preset.few_shot_max_validation if (k_shot and not as_source) else preset.max_validation
     return {"train": splits["train"].to_list(),
-            "validation": _limit(splits["validation"].to_list(), preset.max_validation),
+            "validation": _limit(splits["validation"].to_list(), max_val),
             "test": _limit(splits["test"].to_list(), preset.max_test)}
 
 
 def encode_splits(task: Task, rows: Dict[str, list], tokenizer, preset: Preset) -> Dict[str, list]:
-    """Token features per split."""
-    return {k: encode(task, v, tokenizer, preset.max_length) for k, v in rows.items()}
+    """Token features per split (the preset's max length for this task: MultiRC 324 in the paper preset)."""
+    return {k: encode(task, v, tokenizer, preset.length_for(task.name)) for k, v in rows.items()}
 
 
 # ---------------------------------------------------------------------------------------- paths
+def _shares_source_budget(preset: Preset) -> bool:
+    """True when the target's own adapter gets exactly the source budget (paper preset): then it *is* the
+    source adapter of that task, and both roles share one cache folder."""
+    return (preset.max_train, preset.target_lr, preset.target_epochs, preset.target_patience) == (
+        preset.source_max_train, preset.source_lr, preset.source_epochs, preset.source_patience)
+
+
+def effective_role(preset: Preset, role: str, k_shot: Optional[int]) -> str:
+    """"source" or "target": which budget a stage-1 adapter is trained with (k-shot is always a target's)."""
+    _check_role(role)
+    if role == "source" and k_shot:
+        raise ValueError("a source adapter is trained on full data; k-shot applies to the target's own adapter only")
+    if role == "target" and not k_shot and _shares_source_budget(preset):
+        return "source"
+    return role
+
+
 def source_dir(task: Union[str, Task], preset: Preset, seed: int = 0, k_shot: Optional[int] = None,
-               root=None) -> Path:
-    """data_cache/adapters/<model-id>/<task>[-k<K>]/seed<k>/"""
+               root=None, role: str = "source") -> Path:
+    """data_cache/adapters/<model-id>/<task>[-target | -k<K>]/seed<k>/ (the zoo: <task>/seed0)."""
     task = get_task(task) if isinstance(task, str) else task
     root = Path(root) if root is not None else data_mod.cache_dir() / "adapters"
-    name = task.name if k_shot is None else f"{task.name}-k{k_shot}"
+    role = effective_role(preset, role, k_shot)
+    name = task.name if role == "source" else (f"{task.name}-k{k_shot}" if k_shot else f"{task.name}-target")
     return root / model_id(preset.model, preset.num_layers) / name / f"seed{seed}"
 
 
@@ -95,14 +127,36 @@ def is_complete(folder: Path) -> bool:
 
 
 # The preset fields that change a stage-1 adapter: the cache key (stage-2 fields do not retrain sources).
-_STAGE1_FIELDS = ("model", "num_layers", "max_length", "batch_size", "max_train", "max_validation", "max_test",
-                  "source_lr", "source_epochs", "patience", "warmup_ratio", "max_steps", "cpu_precision")
+_STAGE1_FIELDS = ("model", "num_layers", "batch_size", "max_validation", "max_test", "warmup_ratio", "max_steps",
+                  "cpu_precision")
+_ROLE_FIELDS = {"source": ("source_max_train", "source_lr", "source_epochs", "source_patience"),
+                "target": ("max_train", "target_lr", "target_epochs", "target_patience"),
+                "few_shot": ("target_lr", "few_shot_steps", "few_shot_patience", "few_shot_max_validation")}
 
 
-def _settings(task: Task, preset: Preset, seed: int, k_shot: Optional[int]) -> dict:
+def stage1_fit_settings(preset: Preset, role: str, k_shot: Optional[int]) -> dict:
+    """lr, epochs, patience, max_steps and select_by of a stage-1 run: the source budget, the target budget, or the
+    few-shot protocol (a step budget overriding epochs, early stopping on the metric)."""
+    role = effective_role(preset, role, k_shot)
+    if k_shot:
+        return {"lr": preset.target_lr, "epochs": None, "patience": preset.few_shot_patience,
+                "max_steps": preset.few_shot_steps, "select_by": "metric"}
+    if role == "source":
+        return {"lr": preset.source_lr, "epochs": preset.source_epochs, "patience": preset.source_patience,
+                "max_steps": preset.max_steps, "select_by": "loss"}
+    return {"lr": preset.target_lr, "epochs": preset.target_epochs, "patience": preset.target_patience,
+            "max_steps": preset.max_steps, "select_by": "loss"}
+
+
+def _settings(task: Task, preset: Preset, seed: int, k_shot: Optional[int], role: str = "source",
+              data_dir=None) -> dict:
+    """The cache key of a stage-1 adapter: task, base, seed, role, budget fields and the data's identity."""
+    role = effective_role(preset, role, k_shot)
     fields = asdict(preset)
-    return {"task": task.name, "base": model_id(preset.model, preset.num_layers), "seed": seed,
-            "k_shot": k_shot, "preset": {k: fields[k] for k in _STAGE1_FIELDS}}
+    keys = _STAGE1_FIELDS + _ROLE_FIELDS["few_shot" if k_shot else role]
+    return {"task": task.name, "base": model_id(preset.model, preset.num_layers), "seed": seed, "k_shot": k_shot,
+            "role": role, "max_length": preset.length_for(task.name), "preset": {k: fields[k] for k in keys},
+            "data": data_mod.data_identity(task, data_dir)}
 
 
 def _history_csv(history: List[dict]) -> str:
@@ -116,7 +170,7 @@ def _history_csv(history: List[dict]) -> str:
 
 # ------------------------------------------------------------------------------------- training
 def fit_source(task: Task, preset: Preset, rows: Dict[str, list], seed: int = 0, k_shot: Optional[int] = None,
-               progress: bool = True):
+               progress: bool = True, role: str = "source"):
     """Train a fresh seq_bn adapter + head on `rows`: (model, tokenizer, FitResult, test metrics)."""
     set_seed(seed)
     net, tokenizer = load_base(preset.model, preset.num_layers)
@@ -125,10 +179,9 @@ def fit_source(task: Task, preset: Preset, rows: Dict[str, list], seed: int = 0,
     with quiet_activation():
         net.train_adapter(task.name)  # freezes the base model; adapter and head train
     feats = encode_splits(task, rows, tokenizer, preset)
-    cfg = FitConfig(lr=preset.source_lr, epochs=preset.source_epochs, batch_size=preset.batch_size,
-                    eval_batch_size=preset.eval_batch_size, patience=preset.patience, select_by="loss",
-                    warmup_ratio=preset.warmup_ratio, max_steps=1000 if k_shot else preset.max_steps,
-                    seed=seed, progress=progress, desc=f"source {task.name}", cpu_precision=preset.cpu_precision)
+    cfg = FitConfig(batch_size=preset.batch_size, eval_batch_size=preset.eval_batch_size,
+                    warmup_ratio=preset.warmup_ratio, seed=seed, progress=progress, desc=f"{role} {task.name}",
+                    cpu_precision=preset.cpu_precision, **stage1_fit_settings(preset, role, k_shot))
     params = [p for p in net.parameters() if p.requires_grad]
     result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=task.name)
     test = evaluate(net, task, feats["test"], tokenizer, task.name, preset.eval_batch_size,
@@ -145,22 +198,28 @@ class SourceResult:
 
 def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, model: Optional[str] = None,
                  data_dir=None, seed: int = 0, k_shot: Optional[int] = None, out=None, force: bool = False,
-                 progress: bool = True) -> SourceResult:
-    """Train (or reuse from the cache) the seq_bn adapter + head of one task; returns its folder and metrics."""
+                 progress: bool = True, role: str = "source") -> SourceResult:
+    """Train (or reuse from the cache) the seq_bn adapter + head of one task; returns its folder and metrics.
+
+    `role`: "source" (the zoo's budget: preset.source_*) or "target" (the target's own adapter on the target
+    rows: preset.max_train / target_*, or the k-shot protocol) -- the Adapter row of a results table.
+    """
     task = get_task(task) if isinstance(task, str) else task
     preset = get_preset(preset) if isinstance(preset, str) else preset
     preset = preset.with_(model=model)
-    final = Path(out) if out is not None else source_dir(task, preset, seed, k_shot)
-    settings = _settings(task, preset, seed, k_shot)
+    role = effective_role(preset, role, k_shot)
+    final = Path(out) if out is not None else source_dir(task, preset, seed, k_shot, role=role)
+    settings = _settings(task, preset, seed, k_shot, role, data_dir)
     if not force and is_complete(final) and (final / SOURCE_META).is_file():
         if read_json(final / SOURCE_META).get("settings") == settings:
             return SourceResult(final, read_json(final / "metrics.json"), cached=True)
     task = data_mod.resolve_labels(task, data_dir)
-    rows = load_task_data(task, preset, data_dir, k_shot, seed, as_source=True)
-    net, tokenizer, result, test = fit_source(task, preset, rows, seed, k_shot, progress)
-    metrics = {"task": task.name, "base": settings["base"], "seed": seed, "k_shot": k_shot,
+    rows = load_task_data(task, preset, data_dir, k_shot, seed, as_source=role == "source")
+    net, tokenizer, result, test = fit_source(task, preset, rows, seed, k_shot, progress, role)
+    metrics = {"task": task.name, "base": settings["base"], "seed": seed, "k_shot": k_shot, "role": role,
                "metric": main_metric(task), "test": test, "validation": result.best_validation,
-               "best_epoch": result.best_epoch, "steps": result.steps, "seconds": result.seconds,
+               "best_epoch": result.best_epoch, "steps": result.steps, "step_budget": result.step_budget,
+               "seconds": result.seconds,
                "rows": {k: len(v) for k, v in rows.items()}, "precision": precision_used(preset.cpu_precision)}
     with atomic_dir(final) as tmp:
         net.save_adapter(str(tmp), task.name, with_head=True)
@@ -247,7 +306,7 @@ def source_weights(model, ref: Union[str, Path], name: str) -> List[AdapterWeigh
 
 
 def resolve_source(ref: str, preset: Preset, *, data_dir=None, seed: int = 0, k_shot: Optional[int] = None,
-                   progress: bool = True) -> str:
+                   progress: bool = True, role: str = "source") -> str:
     """A source reference → adapter folder or hub id; task names are trained (or taken from the cache)."""
     if Path(ref).is_dir() or _is_hub_id(ref):
         return ref
@@ -256,4 +315,5 @@ def resolve_source(ref: str, preset: Preset, *, data_dir=None, seed: int = 0, k_
     except ValueError:
         raise ValueError(f"source {ref!r} is neither a task name, an adapter folder nor a hub id "
                          "(like AdapterHub/roberta-base-rte_pfeiffer)") from None
-    return str(train_source(task, preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress).path)
+    return str(train_source(task, preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress,
+                            role=role).path)

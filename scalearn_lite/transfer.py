@@ -14,11 +14,12 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 
 from . import data as data_mod
-from .config import PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig, get_preset
+from .config import PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig, get_preset, preset_from_dict
 from .io import atomic_dir, read_json, write_json, write_text
 from .metrics import main_metric
 from .models import encoder_layers, load_base, model_id, quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
+from .baselines import rank_by_similarity, soup_selection, soup_weights, task_sentences
 from .sources import (add_task_head, encode_splits, load_adapter_into, load_task_data, resolve_source,
                       source_weights, train_source, _history_csv)
 from .tasks import Task, get_task
@@ -92,47 +93,6 @@ def build_scalearn(net, names: List[str], refs: List[str], cfg: ScaLearnConfig) 
     return attach(net, scalearn)
 
 
-def soup_weights(per_source: List[List[AdapterWeights]]) -> List[AdapterWeights]:
-    """AdapterSoup: the weight-space (parameter-wise) average of several adapters, per layer."""
-    avg = lambda xs: torch.stack(xs).mean(0)
-    return [AdapterWeights(avg([a.down_weight for a in layer]), avg([a.down_bias for a in layer]),
-                           avg([a.up_weight for a in layer]), avg([a.up_bias for a in layer]))
-            for layer in zip(*per_source)]
-
-
-@torch.no_grad()
-def mean_embedding(net, tokenizer, texts: List[str], max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
-    """Mean-pooled last hidden state of the base model, averaged over `texts`: (d,)."""
-    net.eval()
-    total, count = 0, 0
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[i:i + batch_size], truncation=True, max_length=max_length, padding=True,
-                        return_tensors="pt")
-        hidden = net.base_model(**enc).last_hidden_state  # (B, T, d)
-        mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-        total = total + ((hidden * mask).sum(1) / mask.sum(1)).sum(0)  # (d,)
-        count += hidden.shape[0]
-    return total / count
-
-
-def rank_by_similarity(net, tokenizer, target_texts: List[str], source_texts: Dict[str, List[str]],
-                       max_length: int = 128) -> List[tuple]:
-    """[(source, cosine similarity)] sorted best first: AdapterSoup's sentence-similarity selection."""
-    t = mean_embedding(net, tokenizer, target_texts, max_length)
-    sims = {name: float(torch.cosine_similarity(t, mean_embedding(net, tokenizer, texts, max_length), dim=0))
-            for name, texts in source_texts.items()}
-    return sorted(sims.items(), key=lambda kv: -kv[1])
-
-
-def _texts(rows: List[dict], n: int = 64) -> List[str]:
-    out = []
-    for r in rows[:n]:
-        a = r.get("text_a") if "text_a" in r else r["choices_a"][0]
-        b = r.get("text_b") if "text_a" in r else r["choices_b"][0]
-        out.append(a if not b else f"{a} {b}")
-    return out
-
-
 # ---------------------------------------------------------------------------------- the runner
 @dataclass
 class TransferSpec:
@@ -145,7 +105,6 @@ class TransferSpec:
     seed: int = 0
     k_shot: Optional[int] = None
     include_target: bool = True
-    soup_k: int = 3  # AdapterSoup: how many most-similar sources to average
     source_refs: List[str] = field(default_factory=list)  # resolved folders / hub ids, same order as sources
 
 
@@ -178,27 +137,27 @@ class TrainedTransfer:
 
 
 def _prepare(target: str, sources: Sequence[str], method: str, preset: Union[str, Preset], seed: int,
-             k_shot: Optional[int], include_target: bool, model: Optional[str], soup_k: int):
+             k_shot: Optional[int], include_target: bool, model: Optional[str]):
     task = get_task(target)
     check_method(method)
     preset = get_preset(preset) if isinstance(preset, str) else preset
     preset = preset.with_(model=model)
     names_in = [] if method in ("head_only", "finetune") else order_sources(task, sources, include_target)
     spec = TransferSpec(task.name, [_source_name(s) for s in names_in], method, preset, seed, k_shot,
-                        include_target, soup_k)
+                        include_target)
     return spec, names_in
 
 
 def fit_transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
                  *, seed: int = 0, k_shot: Optional[int] = None, data_dir=None, include_target: bool = True,
-                 model: Optional[str] = None, soup_k: int = 3, max_steps: Optional[int] = None,
+                 model: Optional[str] = None, max_steps: Optional[int] = None,
                  progress: bool = True) -> TrainedTransfer:
     """Train one transfer model and keep it in memory (transfer() is this plus the run folder).
 
     Use it when you need the live network, e.g. AdapterFusion's attention scores, which a run folder
     does not keep. `max_steps` caps the optimiser steps (None: the preset's budget).
     """
-    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model, soup_k)
+    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model)
     if method == "adapter":
         raise ValueError("method 'adapter' trains nothing in stage 2 (it is the target's stage-1 adapter); "
                          "use transfer(..., method='adapter') or sources.train_source()")
@@ -206,12 +165,19 @@ def fit_transfer(target: str, sources: Sequence[str], method: str = "scalearn", 
     return _fit(spec, task, rows, names_in, data_dir, max_steps, progress)
 
 
+def own_adapter_seed(preset: Preset, seed: int) -> int:
+    """The seed of the target's own adapter inside a stage-2 run: seed 0's for every seed (the authors) or
+    the run's own (preset.own_adapter_seed="per_seed")."""
+    return seed if preset.own_adapter_seed == "per_seed" else 0
+
+
 def _stage1_refs(names_in: Sequence[str], task: Task, preset: Preset, seed: int, k_shot: Optional[int], data_dir,
                  progress: bool) -> List[str]:
-    """Every source as an adapter reference, training stage 1 where needed: other tasks at seed 0 on full data,
-    the target's own adapter at the run's seed (and k-shot data)."""
-    return [resolve_source(s, preset, data_dir=data_dir, seed=seed if _same_task(s, task) else 0,
-                           k_shot=k_shot if _same_task(s, task) else None, progress=progress) for s in names_in]
+    """Every source as an adapter reference, training stage 1 where needed: other tasks from the source zoo
+    (seed 0, the source budget), the target's own adapter on the target rows (the target budget or k-shot)."""
+    return [resolve_source(s, preset, data_dir=data_dir, seed=own_adapter_seed(preset, seed), k_shot=k_shot,
+                           role="target", progress=progress) if _same_task(s, task)
+            else resolve_source(s, preset, data_dir=data_dir, seed=0, progress=progress) for s in names_in]
 
 
 def train_stage1(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
@@ -219,9 +185,10 @@ def train_stage1(target: str, sources: Sequence[str], method: str = "scalearn", 
                  progress: bool = True) -> None:
     """Train (or find in the cache) every stage-1 adapter that transfer() with these arguments will load,
     so that runs started in parallel afterwards never train the same adapter twice."""
-    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, None, 3)
+    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, None)
     if method == "adapter":
-        train_source(spec.target, spec.preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress)
+        train_source(spec.target, spec.preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress,
+                     role="target")
         return
     _stage1_refs(names_in, get_task(spec.target), spec.preset, seed, k_shot, data_dir, progress)
 
@@ -230,6 +197,30 @@ def _target_data(spec: TransferSpec, data_dir):
     """The target task (label names resolved) and its rows; fails early for a target without training data."""
     task = data_mod.resolve_labels(get_task(spec.target), data_dir)
     return task, load_task_data(task, spec.preset, data_dir, spec.k_shot, spec.seed)
+
+
+def stage2_fit_settings(preset: Preset, method: str, k_shot: Optional[int] = None,
+                        max_steps: Optional[int] = None) -> dict:
+    """lr, epochs, patience, max_steps and select_by of a stage-2 run, as the authors run them.
+
+    Full data: transfer_epochs, checkpoint by preset.transfer_select_by (paper: validation loss), early stopping
+    for AdapterFusion / AdapterSoup only (fusion_patience; fine-tuning: target_patience). k-shot: a step budget
+    (few_shot_steps) overriding epochs, selection and early stopping on the validation metric.
+    `max_steps` (an explicit cap) wins over both.
+    """
+    lr = {"adapterfusion": preset.fusion_lr, "finetune": preset.finetune_lr,
+          "adaptersoup": preset.target_lr}.get(method, preset.transfer_lr)  # the soup's head: the stage-1 rate
+    if k_shot:
+        out = {"epochs": None, "max_steps": preset.few_shot_steps, "patience": preset.few_shot_patience,
+               "select_by": "metric"}
+    else:
+        patience = {"adapterfusion": preset.fusion_patience, "adaptersoup": preset.fusion_patience,
+                    "finetune": preset.target_patience}.get(method, preset.transfer_patience)
+        out = {"epochs": preset.transfer_epochs, "max_steps": preset.max_steps, "patience": patience,
+               "select_by": preset.transfer_select_by}
+    if max_steps is not None:
+        out["max_steps"] = max_steps
+    return {"lr": lr, **out}
 
 
 def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, max_steps: Optional[int],
@@ -243,12 +234,9 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
     set_seed(seed)
     add_task_head(net, task, HEAD)
     params = _trainable(net, method)
-    lr = {"adapterfusion": preset.fusion_lr, "finetune": preset.finetune_lr}.get(method, preset.transfer_lr)
-    steps = max_steps if max_steps is not None else (1000 if k_shot else preset.max_steps)
-    cfg = FitConfig(lr=lr, epochs=preset.transfer_epochs, batch_size=preset.batch_size,
-                    eval_batch_size=preset.eval_batch_size, select_by="metric", warmup_ratio=preset.warmup_ratio,
-                    max_steps=steps, seed=seed, progress=progress, desc=f"{method} → {task.name}",
-                    cpu_precision=preset.cpu_precision)
+    cfg = FitConfig(batch_size=preset.batch_size, eval_batch_size=preset.eval_batch_size,
+                    warmup_ratio=preset.warmup_ratio, seed=seed, progress=progress, desc=f"{method} → {task.name}",
+                    cpu_precision=preset.cpu_precision, **stage2_fit_settings(preset, method, k_shot, max_steps))
     start = time.perf_counter()
     result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
                  extra_loss=extra, on_epoch=lambda: _omega_snapshot(net))
@@ -261,9 +249,9 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
 
 def transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu", *,
              seed: int = 0, k_shot: Optional[int] = None, data_dir=None, out=None, include_target: bool = True,
-             model: Optional[str] = None, soup_k: int = 3, progress: bool = True, force: bool = False) -> RunResult:
+             model: Optional[str] = None, progress: bool = True, force: bool = False) -> RunResult:
     """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`."""
-    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model, soup_k)
+    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model)
     final = Path(out) if out is not None else run_dir(spec)
     if not force and (final / "metrics.json").is_file():
         _check_same_run(final, spec)
@@ -293,6 +281,8 @@ def _build(net, tokenizer, task: Task, spec: TransferSpec, rows, data_dir):
 
 
 def _build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
+    """AdapterSoup (baselines.py): rank the sources by sentence similarity to the target, average the top
+    preset.soup_k with similarity weights, install the souped adapter as one fixed source (ω = 1)."""
     texts = {}
     for name, ref in zip(spec.sources, spec.source_refs):
         if not _is_task(name):
@@ -300,15 +290,16 @@ def _build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
                              f"name; {ref!r} is not")
         src_rows = (load_task_data(get_task(name), spec.preset, data_dir, as_source=True)["train"]
                     if name != task.name else rows["train"])
-        texts[name] = _texts(src_rows)
-    ranking = rank_by_similarity(net, tokenizer, _texts(rows["train"]), texts, spec.preset.max_length)
-    chosen = [name for name, _ in ranking[: spec.soup_k]]
+        texts[name] = task_sentences(src_rows)
+    ranking = rank_by_similarity(task_sentences(rows["train"]), texts, spec.preset.max_length)
+    chosen = soup_selection(ranking, spec.preset.soup_k, spec.preset.soup_weighting)
     refs = dict(zip(spec.sources, spec.source_refs))
-    souped = soup_weights([source_weights(net, refs[n], n) for n in chosen])
+    souped = soup_weights([source_weights(net, refs[n], n) for n, _ in chosen], [w for _, w in chosen])
     cfg = ScaLearnConfig(omega_shape="scalar", omega_dropout=0.0, init_std=0.0)
     sl = attach(net, ScaLearn(cfg, ["soup"], [[w] for w in souped], net.config.hidden_size))
     sl.set_omega(torch.tensor(1.0), trainable=False)
-    return {"ranking": ranking, "chosen": chosen}
+    return {"ranking": ranking, "chosen": [n for n, _ in chosen], "weights": dict(chosen),
+            "weighting": spec.preset.soup_weighting}
 
 
 def _fuse_sources(net, names: Sequence[str], refs: Sequence[str]):
@@ -376,7 +367,8 @@ def _metrics(task, spec, net, params, result, test, seconds, rows, soup) -> dict
            "test_metric": test[main], "validation_metric": result.best_validation.get(main),
            "transfer_params": transfer_parameters(net, spec.method),
            "trainable_params": sum(p.numel() for p in params), "best_epoch": result.best_epoch,
-           "steps": result.steps, "train_seconds": result.seconds, "wall_seconds": seconds,
+           "steps": result.steps, "step_budget": result.step_budget, "train_seconds": result.seconds,
+           "wall_seconds": seconds,
            "rows": {k: len(v) for k, v in rows.items()}, "base": model_id(spec.preset.model, spec.preset.num_layers),
            "precision": precision_used(spec.preset.cpu_precision)}
     if soup:
@@ -428,7 +420,8 @@ def _check_same_run(folder: Path, spec: TransferSpec) -> None:
 
 def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, progress) -> RunResult:
     """The Adapter row: the target's own stage-1 adapter trained with this seed (and k-shot data)."""
-    src = train_source(task, spec.preset, data_dir=data_dir, seed=spec.seed, k_shot=spec.k_shot, progress=progress)
+    src = train_source(task, spec.preset, data_dir=data_dir, seed=spec.seed, k_shot=spec.k_shot, progress=progress,
+                       role="target")
     m = src.metrics
     net_params = _weights_numel(src.path / "pytorch_adapter.bin")
     head_params = _weights_numel(src.path / "pytorch_model_head.bin")
@@ -436,7 +429,7 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
                "sources": [task.name], "metric": m["metric"], "test": m["test"], "validation": m["validation"],
                "test_metric": m["test"][m["metric"]], "validation_metric": m["validation"].get(m["metric"]),
                "transfer_params": net_params, "trainable_params": net_params + head_params, "best_epoch": m["best_epoch"],
-               "steps": m["steps"], "train_seconds": m["seconds"], "wall_seconds": m["seconds"], "rows": m["rows"],
+               "steps": m["steps"], "step_budget": m.get("step_budget"), "train_seconds": m["seconds"], "wall_seconds": m["seconds"], "rows": m["rows"],
                "base": m["base"], "precision": m.get("precision"), "source_folder": str(src.path)}
     with atomic_dir(final) as tmp:
         write_json(tmp / "config.json", _run_config(spec))
@@ -461,7 +454,7 @@ def load_run(folder) -> tuple:
     cfg = read_json(folder / "config.json")
     if cfg["method"] not in RELOADABLE:
         raise ValueError(f"load_run rebuilds {', '.join(RELOADABLE)} runs; {folder} is a {cfg['method']!r} run")
-    preset = Preset(**cfg["preset"])
+    preset = preset_from_dict(cfg["preset"])
     net, tokenizer = load_base(preset.model, preset.num_layers)
     if cfg["method"] == "adapterfusion":
         _load_fusion(net, folder, cfg)

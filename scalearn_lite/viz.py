@@ -107,13 +107,17 @@ def _vmax(*frames: pd.DataFrame) -> float:
 
 def omega_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "ω per layer × source",
                   vmax: Optional[float] = None, annot: bool = True, fmt: str = ".2f", cbar: bool = True,
-                  save=None):
-    """Heatmap of an (L, S) ω frame, diverging palette centred at 0 (symmetric range ±vmax), annotated."""
+                  center: Union[float, str] = 0.0, save=None):
+    """Heatmap of an (L, S) ω frame, annotated with ω, diverging palette centred at `center` (range center ± vmax).
+
+    center="init": ω's initial value 2/S, so white = unchanged by training, red = grown, blue = shrunk.
+    """
     import seaborn as sns
 
     ax = _new_ax(ax, (1.2 + 1.1 * frame.shape[1], 0.9 + 0.45 * frame.shape[0]))
-    vmax = vmax or _vmax(frame)
-    sns.heatmap(frame, ax=ax, cmap=OMEGA_CMAP, center=0.0, vmin=-vmax, vmax=vmax, annot=annot, fmt=fmt,
+    c = init_value(frame.shape[1]) if center == "init" else float(center)
+    vmax = vmax or _vmax(frame - c)
+    sns.heatmap(frame, ax=ax, cmap=OMEGA_CMAP, center=c, vmin=c - vmax, vmax=c + vmax, annot=annot, fmt=fmt,
                 linewidths=0.5, linecolor="white", cbar=cbar)
     _upright_cbar(ax, "ω")
     ax.set_xlabel("source adapter")
@@ -126,19 +130,28 @@ def omega_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "ω per l
     return ax
 
 
-def variant_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True):
-    """One ω heatmap per variant ({variant: run}), one shared colour scale; returns the Figure."""
+def init_value(num_sources: int) -> float:
+    """ω's initial mean, 2/S (ScaLearnConfig.init_scale / S)."""
+    from .config import ScaLearnConfig
+
+    return ScaLearnConfig().init_scale / num_sources
+
+
+def variant_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True, center: Union[float, str] = "init"):
+    """One ω heatmap per variant ({variant: run}), one shared colour scale (centred at 2/S: white = unchanged,
+    or at `center`); returns the Figure."""
     from .config import PAPER_NAMES
 
     plt = _plt()
     frames = {v: omega_frame(r) for v, r in runs.items()}
-    vmax = _vmax(*frames.values())
+    c = init_value(next(iter(frames.values())).shape[1]) if center == "init" else float(center)
+    vmax = _vmax(*(f - c for f in frames.values()))
     n, first = len(frames), next(iter(frames.values()))
     fig, axes = plt.subplots(1, n, figsize=(0.6 + n * (0.9 + 1.0 * first.shape[1]), 1.2 + 0.45 * first.shape[0]),
                              squeeze=False)
     for i, (variant, frame) in enumerate(frames.items()):
         omega_heatmap(frame, ax=axes[0, i], title=PAPER_NAMES.get(variant, variant), vmax=vmax, annot=annot,
-                      cbar=i == n - 1)
+                      cbar=i == n - 1, center=c)
         if i:
             axes[0, i].set_ylabel("")
     fig.tight_layout()
@@ -178,6 +191,120 @@ def omega_over_training(run: RunLike, ax=None, layer: Optional[int] = None, save
     ax.legend(fontsize="small", ncol=2)
     _save(ax.figure, save)
     return ax
+
+
+@__import__("torch").no_grad()
+def contribution_frame(model, batches) -> pd.DataFrame:
+    """What each source adds, (L, S): per layer and source, the mean over real (unpadded) tokens of
+    ‖ω_i ⊙ A_i(h)‖ / ‖f + x‖ (norms over hidden units), ω without dropout, the model in eval mode.
+
+    ω alone hides that source adapters' outputs differ in size, and for vector ω the layer mean hides per-unit
+    movement; this ratio is the share of the layer's pre-LayerNorm sum each source actually contributes.
+    `batches`: dicts of input_ids / attention_mask (/ token_type_ids) tensors, e.g. a DataLoader over validation.
+    """
+    import torch
+
+    from .models import encoder_layers
+
+    sl = model.scalearn
+    outputs = [layer.output for layer in encoder_layers(model)]
+    sums = torch.zeros(len(outputs), len(sl.sources), dtype=torch.float64)  # (L, S)
+    count, mask = 0, None
+    captured = {}
+
+    def hook(l):
+        def fn(module, args, _out):
+            ups, residual = module.parts(*args)  # (S, B, T, d), (B, T, d)
+            ratio = ups.float().norm(dim=-1) / residual.float().norm(dim=-1).clamp(min=1e-12)  # (S, B, T)
+            captured[l] = (ratio * mask).sum((1, 2)).double()  # (S,)
+        return fn
+
+    was_training = model.training
+    model.eval()
+    handles = [o.register_forward_hook(hook(l)) for l, o in enumerate(outputs)]
+    try:
+        for batch in batches:
+            inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            mask = inputs["attention_mask"].float()  # (B, T)
+            model.base_model(**inputs)
+            for l in range(len(outputs)):
+                sums[l] += captured[l]
+            count += float(mask.sum())
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    values = (sums / max(count, 1)).numpy()
+    return pd.DataFrame(values, index=_layer_index(values.shape[0]), columns=pd.Index(sl.sources, name="source"))
+
+
+def run_contributions(run: RunLike, split: str = "validation", max_rows: int = 200, data_dir=None) -> pd.DataFrame:
+    """contribution_frame of a saved ScaLearn run (load_run) over up to `max_rows` rows of its `split`."""
+    from .config import preset_from_dict
+    from .encoding import make_loader
+    from .sources import encode_splits, load_task_data
+    from .transfer import load_run
+
+    folder = Path(run.path if hasattr(run, "path") else run)
+    net, tokenizer, task, cfg = load_run(folder)
+    preset = preset_from_dict(cfg["preset"])
+    rows = load_task_data(task, preset, data_dir, cfg.get("k_shot"))[split][:max_rows]
+    feats = encode_splits(task, {split: rows}, tokenizer, preset)[split]
+    return contribution_frame(net, make_loader(feats, task, tokenizer, preset.eval_batch_size))
+
+
+def contribution_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "‖ω_i ⊙ A_i(h)‖ / ‖f + x‖",
+                         vmax: Optional[float] = None, cbar: bool = True, save=None):
+    """Heatmap of a contribution frame (L, S), sequential palette from 0 (adds nothing), annotated."""
+    import seaborn as sns
+
+    ax = _new_ax(ax, (1.2 + 1.1 * frame.shape[1], 0.9 + 0.45 * frame.shape[0]))
+    sns.heatmap(frame, ax=ax, cmap="rocket_r", vmin=0.0, vmax=vmax or _vmax(frame), annot=True, fmt=".2f",
+                linewidths=0.5, linecolor="white", cbar=cbar)
+    ax.set_xlabel("source adapter")
+    ax.set_ylabel("layer")
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    if title:
+        ax.set_title(title)
+    _save(ax.figure, save)
+    return ax
+
+
+def variant_contributions(frames: Mapping[str, pd.DataFrame], save=None):
+    """One contribution heatmap per variant ({variant: frame}), one shared scale; returns the Figure."""
+    from .config import PAPER_NAMES
+
+    plt = _plt()
+    vmax, n, first = _vmax(*frames.values()), len(frames), next(iter(frames.values()))
+    fig, axes = plt.subplots(1, n, figsize=(0.6 + n * (0.9 + 1.0 * first.shape[1]), 1.2 + 0.45 * first.shape[0]),
+                             squeeze=False)
+    for i, (variant, frame) in enumerate(frames.items()):
+        contribution_heatmap(frame, ax=axes[0, i], title=PAPER_NAMES.get(variant, variant), vmax=vmax,
+                             cbar=i == n - 1)
+        if i:
+            axes[0, i].set_ylabel("")
+    fig.suptitle("what each source adds: ‖ω_i ⊙ A_i(h)‖ / ‖f + x‖, mean over validation tokens")
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
+
+
+def variant_training(runs: Mapping[str, RunLike], save=None):
+    """ω over training (omega_over_training) for each variant side by side; returns the Figure."""
+    from .config import PAPER_NAMES
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False, sharey=True)
+    for i, (variant, run) in enumerate(runs.items()):
+        ax = omega_over_training(run, ax=axes[0, i])
+        ax.set_title(PAPER_NAMES.get(variant, variant))
+        if i:
+            ax.set_ylabel("")
+            ax.get_legend().remove()
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
 
 
 def _fusion_setup(model, fusion):

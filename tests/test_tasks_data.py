@@ -485,11 +485,18 @@ def test_k_shot_balance_exact_when_classes_are_large():
 
 
 @needs_data
-def test_load_splits_k_shot_subsamples_train_and_validation():
-    dd = data.load_splits("rte", DATA_DIR, k_shot=16, k_shot_seed=2)
-    assert len(dd["train"]) == 16 and len(dd["validation"]) == 16 and len(dd["test"]) == 277
-    assert Counter(col(dd["train"], "label")) == {0: 8, 1: 8}
-    assert col(dd["train"], "group") == data.load_splits("rte", DATA_DIR, k_shot=16, k_shot_seed=2)["train"]["group"][:]
+def test_load_splits_k_shot_is_the_first_k_of_the_seed42_shuffled_train_split(splits):
+    """The authors' few-shot rows: the first k of the 90% train split shuffled with seed 42 -- one set of rows for
+    every run seed; validation stays the whole held-out 10% split (not cut to k rows)."""
+    dd = data.load_splits("rte", DATA_DIR, k_shot=16)
+    full = splits["rte"]
+    assert len(dd["train"]) == 16 and len(dd["test"]) == 277
+    assert len(dd["validation"]) == len(full["validation"]) == 249
+    order = np.random.default_rng(42).permutation(len(full["train"]))[:16]  # datasets' shuffle(seed=42)
+    assert col(dd["train"], "group") == [full["train"][int(i)]["group"] for i in order]
+    assert col(dd["train"], "group") == col(data.load_splits("rte", DATA_DIR, k_shot=16)["train"], "group")
+    with pytest.raises(ValueError, match="larger than"):
+        data.load_splits("cb", DATA_DIR, k_shot=10_000)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -80,9 +80,9 @@ def test_cpu_bf16_predicts_in_bf16_and_close_to_fp32():
 
 
 def test_cpu_precision_auto_follows_the_hardware(monkeypatch):
-    monkeypatch.setattr(train_mod, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
     assert resolve_cpu_precision("auto") == "bf16"
-    monkeypatch.setattr(train_mod, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: False)
     assert resolve_cpu_precision("auto") == "fp32"
     assert resolve_cpu_precision("bf16") == "bf16" and resolve_cpu_precision("fp32") == "fp32"
     with pytest.raises(ValueError, match="cpu_precision must be one of"):
@@ -91,10 +91,22 @@ def test_cpu_precision_auto_follows_the_hardware(monkeypatch):
         Preset(name="x", cpu_precision="fp16")
 
 
-@pytest.mark.parametrize("name", ["cpu", "paper"])
-def test_presets_give_every_method_the_same_rows_and_epochs(name):
-    """The Adapter row is the target's stage-1 run: it sees the same rows (one max_train for both stages) for
-    as many epochs as the transfer methods. (Learning rates: tests/test_lr_grid.py.)"""
-    preset = PRESETS[name]
-    assert not hasattr(preset, "transfer_max_train")
-    assert preset.source_epochs == preset.transfer_epochs
+def test_a_step_budget_overrides_epochs_as_in_the_few_shot_protocol():
+    """epochs=None: epochs run until max_steps is spent (HF Trainer's max_steps), one evaluation per epoch."""
+    task, m, f = get_task("rte"), model(), feats(16)
+    params = [p for n, p in m.named_parameters() if n.startswith("heads.")]
+    res = fit(m, task, f, f[:8], Tok(), FitConfig(lr=1e-2, epochs=None, max_steps=9, batch_size=8, progress=False),
+              params=params, head="h")
+    assert res.steps == 9 and len(res.history) == 5  # 2 steps per epoch: 4 full epochs + 1 step
+    assert [r["steps"] for r in res.history] == [2, 4, 6, 8, 9]
+    assert train_mod.step_budget(2, 3, None) == (6, 3) and train_mod.step_budget(2, 3, 4) == (4, 3)
+    with pytest.raises(ValueError, match="give epochs, max_steps"):
+        FitConfig(lr=1.0, epochs=None)
+
+
+def test_early_stopping_on_the_metric_stops_after_patience_epochs_without_gain():
+    task, m, f = get_task("rte"), model(), feats(16)
+    params = [p for n, p in m.named_parameters() if n.startswith("heads.")]
+    res = fit(m, task, f, f[:8], Tok(), FitConfig(lr=0.0, epochs=None, max_steps=50, batch_size=8, patience=3,
+                                                 select_by="metric", progress=False), params=params, head="h")
+    assert res.best_epoch == 0 and len(res.history) == 4 and res.steps == 8  # lr 0: never better than epoch 0

@@ -1,0 +1,96 @@
+"""AdapterSoup, as the paper's authors run it: a weight-space average of the target's most similar sources.
+
+    sim(T, S)  = mean over target sentences t and source sentences s of cos(e(t), e(s))
+    chosen     = the soup_k sources (the target's own adapter allowed) with the highest sim
+    θ_soup     = Σ_i w_i θ_i,   w_i = sim_i / Σ_j sim_j   (or 1/k: soup_weighting="uniform")
+
+e(·) is a sentence-embedding model with mean pooling: all-MiniLM-L6-v2, the embedded offline encoder,
+which was trained as exactly that. Only a new head is trained on top of the souped adapter.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+
+from .scaling import AdapterWeights
+
+SOUP_SENTENCES = 100  # training sentences per task that the similarity is averaged over
+
+
+@lru_cache(maxsize=1)
+def sentence_encoder():
+    """(model, tokenizer) of all-MiniLM-L6-v2 as a plain sentence encoder (no adapters), in eval mode."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from .models import embedded_model_path
+
+    path = str(embedded_model_path())
+    return AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
+@torch.no_grad()
+def sentence_embeddings(texts: Sequence[str], max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
+    """Mean-pooled, L2-normalised sentence embeddings: (N, d)."""
+    model, tokenizer = sentence_encoder()
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[i:i + batch_size]), truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt")
+        hidden = model(**enc).last_hidden_state  # (B, T, d)
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, d)
+        out.append(torch.nn.functional.normalize(pooled, dim=-1))
+    return torch.cat(out)  # (N, d)
+
+
+def mean_pairwise_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over all pairs (i, j) of cos(a_i, b_j) for unit rows a (N, d), b (M, d): mean(a) · mean(b)."""
+    return float(a.mean(0) @ b.mean(0))
+
+
+def rank_by_similarity(target_texts: Sequence[str], source_texts: Dict[str, Sequence[str]],
+                       max_length: int = 128) -> List[Tuple[str, float]]:
+    """[(source, mean pairwise cosine with the target's sentences)], most similar first."""
+    t = sentence_embeddings(target_texts, max_length)
+    sims = {name: mean_pairwise_cosine(t, sentence_embeddings(texts, max_length))
+            for name, texts in source_texts.items()}
+    return sorted(sims.items(), key=lambda kv: -kv[1])
+
+
+def soup_selection(ranking: Sequence[Tuple[str, float]], k: int, weighting: str = "similarity"
+                   ) -> List[Tuple[str, float]]:
+    """The top-k of a ranking with their soup weights, which sum to 1: similarity-proportional or uniform."""
+    top = list(ranking[:k])
+    if weighting == "uniform":
+        return [(name, 1.0 / len(top)) for name, _ in top]
+    if weighting != "similarity":
+        raise ValueError(f"soup weighting must be 'similarity' or 'uniform', got {weighting!r}")
+    total = sum(sim for _, sim in top)
+    if total <= 0:
+        raise ValueError(f"AdapterSoup: the chosen sources' similarities sum to {total:.4f} <= 0, so they cannot "
+                         "be normalised into weights; use soup_weighting='uniform'")
+    return [(name, sim / total) for name, sim in top]
+
+
+def soup_weights(per_source: List[List[AdapterWeights]], weights: Sequence[float]) -> List[AdapterWeights]:
+    """Per layer, the weighted parameter-wise sum Σ_i w_i θ_i of several adapters ([source][layer] in)."""
+    w = torch.tensor(list(weights), dtype=per_source[0][0].down_weight.dtype)  # (S,)
+
+    def mix(xs: List[torch.Tensor]) -> torch.Tensor:
+        return torch.einsum("s,s...->...", w, torch.stack(xs))  # (S, ...) -> (...)
+
+    return [AdapterWeights(mix([a.down_weight for a in layer]), mix([a.down_bias for a in layer]),
+                           mix([a.up_weight for a in layer]), mix([a.up_bias for a in layer]))
+            for layer in zip(*per_source)]
+
+
+def task_sentences(rows: List[dict], n: int = SOUP_SENTENCES) -> List[str]:
+    """The first n training inputs of a task as text (pairs joined; multiple choice: the first choice)."""
+    out = []
+    for r in rows[:n]:
+        a = r["text_a"] if "text_a" in r else r["choices_a"][0]
+        b = r.get("text_b") if "text_a" in r else r["choices_b"][0]
+        out.append(a if not b else f"{a} {b}")
+    return out
