@@ -235,7 +235,9 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
         for batch in loader:
             with _autocast(accelerator, cfg.cpu_precision):
                 loss = loss_fn(task.problem, _forward(model, batch, head), batch["labels"])
-                reg = extra_loss() if extra_loss is not None else None
+                # the regulariser joins from the 2nd step on: adapters' AdapterTrainer back-propagates it after each
+                # optimiser step, so its gradient (at the updated weights) lands in the *next* step's update
+                reg = extra_loss() if extra_loss is not None and result.steps > 0 else None
                 total_loss = loss + reg if reg is not None else loss
             accelerator.backward(total_loss)
             if cfg.max_grad_norm:

@@ -58,6 +58,10 @@ def test_demo_writes_the_table_csv_and_plots_and_reproduce_reuses_its_runs(data_
     majority = 100 * max(labels.count(c) for c in (0, 1)) / len(labels)
     assert f"| {majority:.2f} |" in floor  # MRPC's majority class on the test rows the runs are scored on
     assert (out / "omega_heatmaps_mrpc.png").stat().st_size > 1000 and (out / "efficiency.png").is_file()
+    assert (out / "contributions_mrpc.png").stat().st_size > 1000 and (out / "omega_training_mrpc.png").is_file()
+    assert "zoo 0." in md or "zoo " in md  # the header times the zoo apart from the runs
+    zoo = (out / "zoo.md").read_text()
+    assert "| rte | accuracy |" in zoo  # the demo's source zoo and its quality
     assert "ScaLearn" in res.stdout  # the table is printed
 
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/metrics.json")}

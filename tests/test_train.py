@@ -110,3 +110,55 @@ def test_early_stopping_on_the_metric_stops_after_patience_epochs_without_gain()
     res = fit(m, task, f, f[:8], Tok(), FitConfig(lr=0.0, epochs=None, max_steps=50, batch_size=8, patience=3,
                                                  select_by="metric", progress=False), params=params, head="h")
     assert res.best_epoch == 0 and len(res.history) == 4 and res.steps == 8  # lr 0: never better than epoch 0
+
+
+def test_fusion_regulariser_gives_the_same_updates_as_adapters_trainer_order():
+    """adapters' AdapterTrainer calls fusion_reg.backward() after optimizer.step() and zero_grad(), so the
+    regulariser's gradient joins the next step's; fit adds it to the loss from the second step on: same updates."""
+    from adapters import SeqBnConfig
+    from adapters.composition import Fuse
+
+    from scalearn_lite.encoding import make_loader
+    from scalearn_lite.train import loss_fn
+
+    def build():
+        torch.manual_seed(0)
+        cfg = tiny_config("bert")
+        cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+        m = from_config(cfg)
+        for name in ("a", "b"):
+            m.add_adapter(name, config=SeqBnConfig(reduction_factor=4))
+        m.add_adapter_fusion(Fuse("a", "b"), "dynamic")
+        m.add_classification_head("h", num_labels=2)
+        m.train_adapter_fusion(Fuse("a", "b"))
+        with torch.no_grad():  # move the value matrices off the identity, so the regulariser has a gradient
+            for n, p in m.named_parameters():
+                if "adapter_fusion_layer" in n and "value" in n and n.endswith("weight"):
+                    p.add_(0.05 * torch.randn_like(p))
+        return m
+
+    task, f = get_task("rte"), feats(8)
+    ours = build()
+    params = [p for p in ours.parameters() if p.requires_grad]
+    snapshots = []  # the weights after each epoch (fit restores the best epoch at the end)
+    fit(ours, task, f, f, Tok(), FitConfig(lr=1e-2, epochs=3, batch_size=8, progress=False), params=params,
+        head="h", extra_loss=ours.get_fusion_regularization_loss,
+        on_epoch=lambda: snapshots.append([p.detach().clone() for p in params]) or {})
+
+    theirs = build()
+    params2 = [p for p in theirs.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params2, lr=1e-2, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, (3 - step) / 3))
+    batch = next(iter(make_loader(f, task, Tok(), 8)))
+    theirs.train()
+    for _ in range(3):  # the trainer's order: loss backward, clip, step, zero_grad, then the regulariser's backward
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        loss_fn(task.problem, theirs(**inputs, head="h").logits, batch["labels"]).backward()
+        torch.nn.utils.clip_grad_norm_(params2, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        theirs.get_fusion_regularization_loss().backward()
+    names = [n for n, p in ours.named_parameters() if p.requires_grad]
+    for n, a, b in zip(names, snapshots[-1], params2):
+        assert torch.allclose(a, b, atol=1e-6), n

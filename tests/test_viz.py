@@ -97,7 +97,7 @@ def test_svg_save(tmp_path):
 
 def test_variant_heatmaps_share_one_scale(tmp_path):
     runs = {v: write_run(tmp_path / v, seed=i)[0] for i, v in enumerate(VARIANTS)}
-    fig = viz.variant_heatmaps(runs, save=tmp_path / "variants.png")
+    fig = viz.variant_heatmaps(runs, save=tmp_path / "variants.png", center=0.0)
     meshes = [ax.collections[0] for ax in fig.axes if ax.get_title()]  # the colour bar's axes have no title
     assert len(meshes) == 4
     vmax = max(np.abs(viz.omega_frame(r).to_numpy()).max() for r in runs.values())
@@ -229,3 +229,72 @@ def test_widgets_build_and_update_without_a_frontend(tmp_path):
     runs = {"mrpc": {v: write_run(tmp_path / v, seed=i)[0] for i, v in enumerate(["scalearn", "scalearn_pp"])}}
     browser = viz.run_browser(runs)
     assert browser is not None and browser.children[0].children[1].options == ("scalearn", "scalearn_pp")
+
+
+def test_variant_heatmaps_are_centred_at_the_initial_value_so_white_means_unchanged(tmp_path):
+    runs = {v: write_run(tmp_path / v, seed=i)[0] for i, v in enumerate(VARIANTS)}
+    fig = viz.variant_heatmaps(runs)  # default: centred at 2/S
+    meshes = [ax.collections[0] for ax in fig.axes if ax.get_title()]
+    init = 2 / len(SOURCES)
+    spread = max(np.abs(viz.omega_frame(r).to_numpy() - init).max() for r in runs.values())
+    for m in meshes:
+        assert m.norm.vmin == pytest.approx(init - spread) and m.norm.vmax == pytest.approx(init + spread)
+        assert m.norm(init) == pytest.approx(0.5)
+        assert np.array(m.cmap(m.norm(init))[:3]).min() > 0.85  # ω = 2/S is (near) white
+    first = viz.omega_frame(runs["scalearn"])
+    assert [t.get_text() for t in fig.axes[0].texts] == [f"{v:.2f}" for v in first.to_numpy().ravel()]
+
+
+def _plain_torch_contributions(model, batch):
+    """‖ω_i ⊙ A_i(h)‖ / ‖f + x‖ per layer × source, recomputed by hand from each layer's raw output-block inputs
+    (the FFN intermediate and x, captured by pre-hooks) and the bank's stacked weights."""
+    from scalearn_lite.models import encoder_layers
+
+    sl, mask = model.scalearn, batch["attention_mask"].float()
+    inputs, handles = {}, []
+    for l, layer in enumerate(encoder_layers(model)):
+        handles.append(layer.output.register_forward_pre_hook(lambda m, args, l=l: inputs.__setitem__(l, args)))
+    model.base_model(**batch)
+    for h in handles:
+        h.remove()
+    out = np.zeros((len(sl.banks), len(sl.sources)))
+    for l, layer in enumerate(encoder_layers(model)):
+        inter, x = inputs[l]
+        o = layer.output
+        residual = inter @ o.dense.weight.T + o.dense.bias + x  # f + x
+        h = torch.nn.functional.layer_norm(residual, (residual.shape[-1],), o.LayerNorm.weight, o.LayerNorm.bias,
+                                           o.LayerNorm.eps)
+        omega, bank = sl.omega.omega[l], sl.banks[l]  # (S, d)
+        for i in range(len(sl.sources)):
+            rows = slice(sum(bank.ranks[:i]), sum(bank.ranks[: i + 1]))
+            a = torch.relu(h @ bank.w_down[:, rows] + bank.b_down[rows]) @ bank.w_up[rows] + bank.b_up[i]
+            ratio = (omega[i] * a).norm(dim=-1) / residual.norm(dim=-1)  # (B, T)
+            out[l, i] = float((ratio * mask).sum() / mask.sum())
+    return out
+
+
+def test_contribution_frame_equals_a_plain_torch_recomputation():
+    model = _random_scalearn_model().eval()
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, 100, (3, 7), generator=g)
+    mask = torch.tensor([[1] * 7, [1] * 5 + [0] * 2, [1] * 3 + [0] * 4])
+    batch = {"input_ids": ids, "attention_mask": mask}
+    frame = viz.contribution_frame(model, [batch])
+    assert list(frame.columns) == SOURCES and frame.shape == (2, 3)
+    with torch.no_grad():
+        np.testing.assert_allclose(frame.to_numpy(), _plain_torch_contributions(model, batch), rtol=1e-4)
+    # two batches = one batch with all the tokens: a token mean, not a mean of batch means
+    halves = viz.contribution_frame(model, [{k: v[:1] for k, v in batch.items()}, {k: v[1:] for k, v in batch.items()}])
+    np.testing.assert_allclose(halves.to_numpy(), frame.to_numpy(), rtol=1e-4)
+    ax = viz.contribution_heatmap(frame)
+    assert [t.get_text() for t in ax.texts] == [f"{v:.2f}" for v in frame.to_numpy().ravel()]
+    assert ax.collections[0].norm.vmin == 0.0
+
+
+def test_variant_training_plots_each_variants_history(tmp_path):
+    runs = {v: write_run(tmp_path / v, seed=i)[0] for i, v in enumerate(VARIANTS)}
+    fig = viz.variant_training(runs)
+    hist = pd.read_csv(runs["scalearn"] / "history.csv")
+    for i, s in enumerate(SOURCES):
+        cols = [f"omega/{l}/{s}" for l in range(3)]
+        np.testing.assert_allclose(fig.axes[0].get_lines()[i].get_ydata(), hist[cols].to_numpy().mean(1))
