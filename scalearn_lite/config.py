@@ -132,8 +132,8 @@ PRESETS = {
     "cpu": Preset(
         name="cpu", max_length=128, batch_size=32, max_validation=200,
         source_max_train=4000, source_lr=3e-3, source_epochs=3, source_patience=2,
-        max_train=300, target_lr=3e-3, target_epochs=8, target_patience=3,
-        transfer_lr=6e-3, transfer_epochs=8, fusion_lr=5e-4, fusion_patience=3, finetune_lr=2e-4,
+        max_train=256, target_lr=3e-3, target_epochs=6, target_patience=3,
+        transfer_lr=6e-3, transfer_epochs=6, fusion_lr=5e-4, fusion_patience=3, finetune_lr=2e-4,
         few_shot_steps=200, few_shot_patience=10, few_shot_max_validation=200,
     ),
     # The paper's protocol on a GPU.
