@@ -1,4 +1,6 @@
-"""Every notebook runs top to bottom in fast mode (CI=true, SCALEARN_FAST=1), and is committed clean."""
+"""Every notebook is a jupytext pair (.ipynb + percent-format .py, in sync), is committed without outputs, and
+runs top to bottom in fast mode (CI=true, SCALEARN_FAST=1)."""
+import difflib
 import os
 import re
 import time
@@ -9,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+TWINS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 CELL_TIMEOUT = int(os.environ.get("SCALEARN_CELL_TIMEOUT", "900"))  # seconds per cell (a busy 2-core CPU)
 COLAB = "https://colab.research.google.com/github/"
 
@@ -41,8 +44,32 @@ def test_mode_detection(monkeypatch):
     assert course.PRESET_OF_MODE == {"fast": "tiny", "cpu": "cpu", "full": "paper"}
 
 
-def test_there_are_six_numbered_notebooks():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05"]
+def test_every_notebook_has_its_text_twin():
+    """Each .ipynb has a .py twin and each .py an .ipynb (a lone file means a pair was added or removed by half)."""
+    assert NOTEBOOKS, "no numbered notebooks found"
+    assert [p.stem for p in NOTEBOOKS] == [p.stem for p in TWINS]
+
+
+def _cells(nb):
+    return [(c.cell_type, c.source) for c in nb.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_is_in_sync(path):
+    """The .py twin (what reviewers read) and the .ipynb (what Colab opens) hold the same cells, read by jupytext."""
+    jupytext = pytest.importorskip("jupytext")
+    ipynb, twin = jupytext.read(path), jupytext.read(path.with_suffix(".py"))
+    assert ipynb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", \
+        f"{path.name} is not paired: jupytext --set-formats ipynb,py:percent {path.name}"
+    assert twin.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
+    a, b = _cells(ipynb), _cells(twin)
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None if len(a) == len(b) else min(len(a), len(b)))
+    if i is not None:
+        x, y = (a[i:i + 1] or [("", "")])[0], (b[i:i + 1] or [("", "")])[0]
+        lines = difflib.unified_diff(f"[{x[0]}]\n{x[1]}".splitlines(), f"[{y[0]}]\n{y[1]}".splitlines(),
+                                     path.name, path.stem + ".py", lineterm="", n=1)
+        pytest.fail(f"{path.name} and its .py twin drifted apart ({len(a)} vs {len(b)} cells), first at cell {i}:\n"
+                    + "\n".join(list(lines)[:12]) + "\nrun `jupytext --sync notebooks/*.ipynb` (the newer file wins)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
