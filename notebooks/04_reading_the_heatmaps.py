@@ -39,24 +39,49 @@
 #   source, the target's own adapter outlined.
 
 # %% [markdown]
-# **Modes.** `fast` (set automatically under CI, or with `SCALEARN_FAST=1`): the `tiny` preset — the embedded
-# encoder cut to 2 layers, a few hundred training rows, a few epochs; its numbers are a smoke test, not results.
-# `cpu` (a laptop, the default without a GPU): the `cpu` preset — the 6-layer embedded all-MiniLM-L6-v2 on
-# subsampled training sets. `full` (a GPU, e.g. Colab): the `paper` preset — roberta-base, full data from the
-# Hugging Face hub, the paper's protocol. The presets are defined in `scalearn_lite/config.py`; set `MODE` in the
-# parameters cell (or `SCALEARN_MODE`) to force a mode.
+# ## Setup
+#
+# The first cell installs the course when the notebook runs in Colab and does nothing elsewhere. The second
+# picks the mode (`fast`, `cpu` or `full`), shows what it means, and prints the device and the folders used.
 
 # %%
-# Setup: in Colab, install scalearn_lite from its repository (Colab's own torch satisfies torch>=2.1 and is kept).
-import subprocess, sys
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "scalearn_lite @ git+https://github.com/scalearn-lite/scalearn_lite.git"], check=True)
+# Colab only (elsewhere this cell does nothing): install scalearn_lite at a pinned release, then go on.
+# * Colab's torch is kept (pinned to the build already installed).
+# * adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0. That is expected
+#   and harmless unless transformers was already imported in this session: then you are asked to restart.
+# * Not installed here: the offline embedded model (scalearn_lite[offline]) and JupyterLab (scalearn_lite[lab]).
+# This cell is notebooks/colab_install.py; the README (Colab) explains REPO_URL and COMMIT.
+import importlib.metadata, re, subprocess, sys
 
+REPO_URL = "https://github.com/scalearn-lite/scalearn_lite"  # placeholder: the course's public repository
+COMMIT = "PIN-A-RELEASE"  # placeholder: the tag (v1.2.3) or commit hash these notebooks were tested with
+
+
+def colab_install(modules=sys.modules):
+    """On Colab: pip-install the pinned course and return the pip command. Elsewhere: None, nothing done."""
+    if "google.colab" not in modules:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{7,40}|v\d+(\.\d+)*", COMMIT):
+        raise ValueError(f"COMMIT = {COMMIT!r} is not a tag (v1.2.3) or a commit hash: pin the tested release")
+    before = getattr(modules.get("transformers"), "__version__", None)  # imported earlier in this session?
+    torch_version = importlib.metadata.version("torch")
+    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0",
+           f"scalearn_lite @ git+{REPO_URL}@{COMMIT}"]
+    subprocess.run(cmd, check=True)
+    if before and not before.startswith("4.57."):
+        raise RuntimeError(f"transformers {before} was imported before this cell, and pip has now installed 4.57.x: "
+                           "restart the session (Runtime > Restart session), then run the notebook from the top.")
+    print(f"installed scalearn_lite @ {COMMIT} with adapters 1.3.0; torch kept at {torch_version}")
+    return cmd
+
+
+installed = colab_install()
+
+# %%
 # %matplotlib inline
 from scalearn_lite import course, viz
 
-env = course.setup(seed=0)  # prints mode, device, data folder, cache and run folders
+env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
 # %% [markdown]
 # ## Parameters

