@@ -16,13 +16,15 @@
 # %% [markdown]
 # # 00 · Quickstart: learn to scale frozen adapters
 #
+# **You will be able to** train one adapter per source task, transfer them to a target task with ScaLearn, and read the learned scaling coefficients ω as a heatmap.
+#
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/00_quickstart.ipynb)
 #
 # ScaLearn (Frohmann et al., *Findings of ACL 2024*) in three steps: train one small adapter per **source** task, freeze them all, and learn only how much of each to use on a **target** task. Then read what it learned as a heatmap.
 #
-# **Run time** (2 CPU cores) — fast mode (CI): 42 s · CPU mode: 2.5 min from an empty cache · full mode (GPU, roberta-base): not yet
-# measured. Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second
-# run is quicker.
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
 
 # %% [markdown]
 # ## The idea in one formula

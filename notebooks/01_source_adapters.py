@@ -16,13 +16,15 @@
 # %% [markdown]
 # # 01 · Source adapters: stage 1
 #
+# **You will be able to** explain what a bottleneck adapter computes and where it sits in a layer, count its parameters, and train one per source task.
+#
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/01_source_adapters.ipynb)
 #
 # What a bottleneck adapter is, where it sits in a layer, how many parameters it has, and what it buys over a frozen encoder with only a head.
 #
-# **Run time** (2 CPU cores) — fast mode (CI): 17 s · CPU mode: 33 s · full mode (GPU, roberta-base): not yet
-# measured. Times assume notebook 00 has already trained the shared source adapters. Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second
-# run is quicker.
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
 
 # %% [markdown]
 # ## A bottleneck adapter

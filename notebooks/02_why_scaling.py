@@ -16,13 +16,15 @@
 # %% [markdown]
 # # 02 · Why scaling? The probing experiment
 #
+# **You will be able to** run the paper's probing experiment (frozen adapters at a fixed ω, only a head trained) and explain from its results why ScaLearn leaves ω unconstrained.
+#
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/02_why_scaling.ipynb)
 #
 # Before learning ω, the paper asks a simpler question: if we *fix* how much of a frozen adapter reaches the output, and train only a head, does the amount matter?
 #
-# **Run time** (2 CPU cores) — fast mode (CI): 27 s · CPU mode: 11 min · full mode (GPU, roberta-base): not yet
-# measured. Times assume notebook 00 has already trained the shared source adapters. Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second
-# run is quicker.
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
 
 # %% [markdown]
 # ## One adapter, a fixed ω

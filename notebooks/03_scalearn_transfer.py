@@ -16,13 +16,15 @@
 # %% [markdown]
 # # 03 · ScaLearn transfer: four variants against the baselines
 #
+# **You will be able to** train the four ScaLearn variants and the paper's baselines on a target task, compare them over seeds against their transfer parameters, and recompute a trained ScaLearn layer by hand.
+#
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/03_scalearn_transfer.ipynb)
 #
 # Learn ω on a target task with all four ScaLearn variants, compare with the paper's baselines over several seeds, and plot score against transfer parameters.
 #
-# **Run time** (2 CPU cores) — fast mode (CI): 47 s · CPU mode: 8.5 min · full mode (GPU, roberta-base): not yet
-# measured. Times assume notebook 00 has already trained the shared source adapters. Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second
-# run is quicker.
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
 
 # %% [markdown]
 # ## What is trained
@@ -165,6 +167,44 @@ accuracy = correct / len(test_rows)
 assert row.metric == "accuracy", "this check recomputes accuracy (MRPC, RTE, ...)"
 assert abs(accuracy - row.test_metric) < 1e-9
 print(f"reloaded ScaLearn: test accuracy {100 * accuracy:.2f} = metrics.json {100 * row.test_metric:.2f} ✓")
+
+# %% [markdown]
+# Now one layer of the same trained run, by hand. Catch what the last layer's output block receives in the
+# reloaded model (the FFN's hidden state and the attention output $x$) and what it returns, then recompute
+#
+# $$ h = \mathrm{LN}(f + x), \qquad \mathrm{out}_l = \mathrm{LN}\Big(\sum_i \omega_i^l \odot A_i^l(h) + f + x\Big),
+# \qquad A_i(h) = W^{\text{up}}_i\,\mathrm{ReLU}(W^{\text{down}}_i h + b^{\text{down}}_i) + b^{\text{up}}_i $$
+#
+# in plain torch, one adapter at a time, from the ω saved in `omega.pt` and each source adapter's own saved
+# weights (read from its folder into a fresh base model), not from the model's batched source bank.
+
+# %%
+import torch.nn.functional as F
+from scalearn_lite.models import encoder_layers, load_base
+from scalearn_lite.sources import source_weights
+
+LAYER = net.config.num_hidden_layers - 1
+omega = torch.load(f"{row.path}/omega.pt", weights_only=True)["omega"][LAYER]  # (S, d): saved ω of this layer
+fresh, _ = load_base(get_preset(PRESET).model, get_preset(PRESET).num_layers)  # to read the source folders into
+adapters = [source_weights(fresh, ref, name)[LAYER] for name, ref in zip(cfg["sources"], cfg["source_refs"])]
+block, seen = encoder_layers(net)[LAYER].output, {}
+hook = block.register_forward_hook(lambda mod, inp, out: seen.update(inp=inp, out=out))
+batch = {k: v for k, v in next(iter(loader)).items() if k != "labels"}
+with torch.no_grad():
+    net(**batch, head="target")
+hook.remove()
+
+# %%
+inter, x = seen["inp"]  # FFN hidden state (B, T, 4d) and attention output x (B, T, d)
+with torch.no_grad():
+    f = block.dense(inter)  # (B, T, d) FFN output before its residual
+    h = block.LayerNorm(f + x)  # (B, T, d) what every source adapter reads
+    mix = sum(omega[i] * (F.relu(h @ a.down_weight.T + a.down_bias) @ a.up_weight.T + a.up_bias)
+              for i, a in enumerate(adapters))  # Σ_i ω_i ⊙ A_i(h): (B, T, d)
+    by_hand = block.LayerNorm(mix + f + x)
+assert torch.allclose(by_hand, seen["out"], atol=1e-5)
+print(f"layer {LAYER}: LN(Σ_i ω_i ⊙ A_i(h) + f + x) over {len(adapters)} sources {cfg['sources']} "
+      f"= the model's output ✓")
 
 # %% [markdown]
 # ## Exercises

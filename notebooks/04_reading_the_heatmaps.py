@@ -16,13 +16,15 @@
 # %% [markdown]
 # # 04 · Reading the heatmaps
 #
+# **You will be able to** read ω per layer × source for every variant, set it beside AdapterFusion's attention, and change ω by hand to see what each source adds.
+#
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/04_reading_the_heatmaps.ipynb)
 #
 # ω per layer × source for each variant, how ω moves during training, AdapterFusion's attention next to it, a target × source matrix, and controls to set ω by hand.
 #
-# **Run time** (2 CPU cores) — fast mode (CI): 22 s · CPU mode: 2 min (03's seed-0 runs reused) · full mode (GPU, roberta-base): not yet
-# measured. Times assume notebook 00 has already trained the shared source adapters. Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second
-# run is quicker.
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
 
 # %% [markdown]
 # ## What the pictures mean
@@ -32,9 +34,11 @@
 #   Rows of the "++" variants are identical by construction (one ω for every layer).
 # * **Spread over units.** For the vector variants each cell hides $d$ values; their standard deviation shows how
 #   selectively a source is used unit by unit.
-# * **AdapterFusion attention.** Fusion mixes the same adapter outputs with a softmax over sources per token:
-#   $\alpha^l = \mathrm{softmax}_i\big(q(h)^\top k(A_i^l(h))\big)$, averaged here over every token of the validation
-#   set. Attention rows sum to 1; ω rows need not.
+# * **AdapterFusion attention.** Fusion mixes the same adapter outputs with a softmax over sources per token,
+#   with query and key projections $q$, $k$ and a temperature $\tau$:
+#   $\alpha^l = \mathrm{softmax}_i\big(q(h)^\top k(A_i^l(h)) \,/\, \tau\big)$, averaged here over every token of
+#   the validation set. $\tau = 1$ in the `dynamic` fusion used here (adapters' `temperature=True` would start it at
+#   50 and lower it by 0.05 per forward pass down to 1). Attention rows sum to 1; ω rows need not.
 # * **Target × source.** With ScaLearnUniform++ each target's ω is $S$ numbers: one row per target, one column per
 #   source, the target's own adapter outlined.
 
@@ -125,8 +129,10 @@ viz.omega_over_training(runs["scalearn"]);
 # %% [markdown]
 # ## AdapterFusion attention next to ω
 #
-# `transfer()` does not save fusion weights, so `course.train_fusion` trains AdapterFusion on the same target and
-# sources and keeps the model in memory; `viz.fusion_attention_frame` runs it with
+# `transfer()` saves AdapterFusion's layers in its run folder (`fusion/`) and `load_run` rebuilds the model from
+# it, so notebook 03's AdapterFusion run could be read back. This notebook trains its own with `course.train_fusion`
+# (same target and sources, `FUSION_STEPS` optimiser steps: a short run in fast mode, the preset's budget
+# otherwise) and keeps it in memory, so that it runs without notebook 03. `viz.fusion_attention_frame` runs it with
 # `output_adapter_fusion_attentions=True` and averages the attention over every non-padding token.
 
 # %%
@@ -138,7 +144,8 @@ viz.compare_fusion_scalearn(attention, viz.omega_frame(runs["scalearn"]));
 # ## Open the hood
 #
 # Recompute layer 0's fusion attention by hand: catch the inputs of the fusion module (the query $h$ and the stacked
-# adapter outputs), apply its query and key projections, and take a softmax over the sources.
+# adapter outputs), apply its query and key projections, divide by the temperature $\tau$ (`module.T`) and take a
+# softmax over the sources.
 
 # %%
 import numpy as np
@@ -159,10 +166,10 @@ hook.remove()
 query, key = seen["inp"][0], seen["inp"][1]  # (B, T, d) and (B, T, S, d): the S adapters' outputs
 with torch.no_grad():
     scores = (module.query(query).unsqueeze(2) * module.key(key)).sum(-1)  # (B, T, S)
-    by_hand = torch.softmax(scores / module.T, dim=-1)
+    by_hand = torch.softmax(scores / module.T, dim=-1)  # module.T: the temperature τ (1 here)
 library = out["adapter_fusion_attentions"][name][0]["output_adapter"]  # (B, T, S)
 assert np.allclose(by_hand.numpy(), library, atol=1e-5)
-print("fusion attention = softmax over sources of q(h)·k(A_i(h)) ✓", library.shape)
+print(f"fusion attention = softmax over sources of q(h)·k(A_i(h)) / τ, τ = {module.T} ✓", library.shape)
 
 # %% [markdown]
 # ## Target × source matrix (ScaLearnUniform++)

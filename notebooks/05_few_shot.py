@@ -16,13 +16,15 @@
 # %% [markdown]
 # # 05 · Few-shot transfer
 #
+# **You will be able to** run few-shot transfer with k target examples and judge ScaLearn, Adapter and AdapterFusion by their mean and spread over seeds.
+#
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/05_few_shot.ipynb)
 #
 # With only k target examples, the target's own adapter has little to learn from; ScaLearn can lean on the other sources. Compare ScaLearn, a single Adapter and AdapterFusion for k ∈ {4, 16, 32, 100}.
 #
-# **Run time** (2 CPU cores) — fast mode (CI): 24 s · CPU mode: 4 min · full mode (GPU, roberta-base): not yet
-# measured. Times assume notebook 00 has already trained the shared source adapters. Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second
-# run is quicker.
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
 
 # %% [markdown]
 # ## Protocol
@@ -30,7 +32,8 @@
 # For each $k$ and seed, $k$ target training examples are drawn, balanced over classes (with $C$ classes, $\lfloor
 # k/C \rfloor$ each and the remainder to random classes); the validation set is a $k$-shot sample as well.
 # The **target's own source adapter is also trained on those $k$ examples** (so it is weak); the other sources keep
-# their full-data adapters. Training stops at 1000 steps at most.
+# their full-data adapters. Each run trains for the few-shot step budget of the preset (`scalearn_lite/config.py`;
+# the paper's is 1000 steps); the cell after the results prints the steps each run actually took.
 #
 # * ScaLearn trains $\omega$ + head ($L \cdot S \cdot d$ transfer parameters);
 # * Adapter trains the own adapter + head on the $k$ examples;
@@ -108,10 +111,13 @@ table["test (mean ± std)"].unstack("name")
 # %%
 viz.few_shot_plot(results);
 
+# %%
+print(f"preset {PRESET}: optimiser steps per run (the most over seeds), from each run's metrics.json")
+results.pivot_table(index="k_shot", columns="name", values="steps", aggfunc="max")
+
 # %% [markdown]
-# With the presets' short epoch budgets a $k$-shot run takes only a few optimiser steps (steps
-# $= \min(1000, \text{epochs} \cdot \lceil k / \text{batch} \rceil)$), so fast- and CPU-mode numbers mostly show
-# the starting points; the paper's preset trains 30 epochs.
+# Read the scores against these step counts: a run of a few optimiser steps shows little more than its starting
+# point.
 #
 # ## Open the hood
 #
@@ -152,8 +158,10 @@ print(f"{name}, k = {k}: std over {len(scores)} seeds = {expected:.2f} ✓")
 # <details><summary>Solution 2</summary>
 #
 # ```python
+# import pandas as pd
+#
 # ho = course.run_many(TARGET, SOURCES, ["head_only"], PRESET, seeds=SEEDS, k_shots=K_LIST)
-# viz.few_shot_plot(pd.concat([results, ho]));   # import pandas as pd
+# viz.few_shot_plot(pd.concat([results, ho]));
 # ```
 # </details>
 #

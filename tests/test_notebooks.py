@@ -1,6 +1,7 @@
 """Every notebook is a jupytext pair (.ipynb + percent-format .py, in sync), is committed without outputs, and
 runs top to bottom in fast mode (CI=true, SCALEARN_FAST=1)."""
 import ast
+import builtins
 import difflib
 import importlib.metadata
 import os
@@ -94,6 +95,10 @@ def test_notebook_structure(path):
     text = _markdown(nb)
     badge = re.search(re.escape(COLAB) + r"[\w.-]+/[\w.-]+/blob/main/notebooks/([\w.]+)\)", text)
     assert badge and badge.group(1) == path.name, f"{path.name}: Colab badge missing or pointing elsewhere"
+    title, _, goal = nb.cells[0].source.splitlines()[:3]
+    assert title.startswith("# ") and goal.startswith("**You will be able to** "), \
+        f"{path.name}: the title is followed by one sentence on what the student will be able to do"
+    assert goal.endswith(".") and ". " not in goal, f"{path.name}: the goal is one sentence"
     assert "**Run time**" in text
     params = [c for c in _code(nb) if re.search(r"^MODE = ", c.source, re.M)]
     assert len(params) == 1, f"{path.name}: expected exactly one parameters cell"
@@ -108,6 +113,36 @@ def test_notebook_structure(path):
     assert all(len(c.source.splitlines()) <= 20 for c in rest), f"{path.name}: a code cell is long"
     assert any("course.setup(" in c.source for c in rest[:1]), f"{path.name}: the second code cell calls course.setup()"
     assert "**Modes.**" not in text, f"{path.name}: the mode paragraph comes from course.setup(), not pasted"
+
+
+def _bound(tree) -> set:
+    """Names a piece of code binds: assignments, imports, functions, classes, arguments."""
+    names = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            names.add(n.id)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        elif isinstance(n, (ast.FunctionDef, ast.ClassDef)):
+            names.add(n.name)
+        elif isinstance(n, ast.arg):
+            names.add(n.arg)
+    return names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_solutions_use_only_names_they_import_or_the_notebook_defines(path):
+    """A solution pasted into a new cell must run: no `pd` that nothing imported."""
+    nb = nbformat.read(path, as_version=4)
+    defined = set(dir(builtins))
+    for cell in _code(nb):
+        lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        defined |= _bound(ast.parse("\n".join(lines)))
+    for block in re.findall(r"```python\n(.*?)```", _markdown(nb), re.S):
+        tree = ast.parse(block)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        missing = used - defined - _bound(tree)
+        assert not missing, f"{path.name}: a solution uses {sorted(missing)}, which nothing defines or imports"
 
 
 def test_setup_shows_the_mode_and_sets_the_folders(monkeypatch, tmp_path, capsys):
