@@ -29,8 +29,9 @@
 # %% [markdown]
 # ## What the pictures mean
 #
-# * **ω per layer × source.** Cell $(l, i)$ is $\omega_i^l$ averaged over the $d$ hidden units. ω is
-#   unconstrained, so the palette is diverging and centred at 0: white = adapter $i$ switched off in layer $l$.
+# * **ω per layer × source.** Cell $(l, i)$ is $\omega_i^l$ averaged over the $d$ hidden units. The panels per
+#   variant use a diverging palette centred at ω's start value $2/S$: white = unchanged by training, red = grown,
+#   blue = shrunk (ω is unconstrained and may go below 0, which switches a source's sign).
 #   Rows of the "++" variants are identical by construction (one ω for every layer).
 # * **Spread over units.** For the vector variants each cell hides $d$ values; their standard deviation shows how
 #   selectively a source is used unit by unit.

@@ -264,7 +264,8 @@ def result_row(path, metrics: dict) -> dict:
             "target": metrics["target"], "seed": metrics["seed"], "k_shot": metrics["k_shot"],
             "metric": metrics["metric"], "test_metric": metrics["test_metric"],
             "validation_metric": metrics["validation_metric"], "transfer_params": metrics["transfer_params"],
-            "steps": metrics["steps"], "seconds": metrics["wall_seconds"], "path": str(path)}
+            "steps": metrics["steps"], "step_budget": metrics.get("step_budget"), "seconds": metrics["wall_seconds"],
+            "path": str(path)}
 
 
 def summary(results: pd.DataFrame, by: Sequence[str] = ("name",)) -> pd.DataFrame:
