@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     if not path.is_file():
         p.error(f"no notebook at {path}; names: {', '.join(q.stem for q in sorted(HERE.glob('[0-9]*.ipynb')))}")
     os.environ["SCALEARN_MODE"] = args.mode
+    # the kernel imports this checkout's package, whatever is installed in the environment
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
     if args.mode != "fast":
         os.environ.pop("SCALEARN_FAST", None)
         os.environ.pop("CI", None)

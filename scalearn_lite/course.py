@@ -99,6 +99,7 @@ def runs_root() -> Path:
 @dataclass
 class Env:
     mode: str
+    preset: str  # the preset of `mode` (PRESET_OF_MODE)
     device: str
     data_dir: Optional[Path]
     cache_dir: Path
@@ -106,9 +107,47 @@ class Env:
     seed: int
 
 
+# What each mode means, shown by setup() in every notebook (one text instead of a paragraph pasted into six).
+MODE_TEXT = {
+    "fast": "the `tiny` preset: the embedded encoder cut to 2 layers, a few hundred training rows, a few epochs. "
+            "Its numbers are a smoke test, not results. Chosen automatically under CI (`CI=true`) or with "
+            "`SCALEARN_FAST=1`.",
+    "cpu": "the `cpu` preset: the 6-layer embedded all-MiniLM-L6-v2 on subsampled training sets. "
+           "The default without a GPU (a laptop).",
+    "full": "the `paper` preset: roberta-base, full data from the Hugging Face hub, the paper's protocol. "
+            "The default on a GPU (e.g. Colab).",
+}
+
+
+def mode_text(mode: str) -> str:
+    """The modes in markdown, the chosen one first: what `setup()` displays at the top of every notebook."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    others = " ".join(f"`{m}`: {MODE_TEXT[m]}" for m in MODES if m != mode)
+    return (f"**Mode `{mode}`**: {MODE_TEXT[mode]}\n\nOther modes. {others} The presets are defined in "
+            "`scalearn_lite/config.py`; set `MODE` in the parameters cell, or `SCALEARN_MODE=fast|cpu|full` "
+            "before starting Jupyter, to choose another.")
+
+
+def _show(markdown: str) -> None:
+    """Markdown in a notebook, plain text in a terminal."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
+    else:
+        print(markdown)
+
+
 def setup(seed: int = 0, mode: Optional[str] = None, verbose: bool = True) -> Env:
-    """Resolve mode, device, data, cache and run folders (exported as env vars for the package), seed, print them."""
+    """Every notebook's setup: mode (fast / cpu / full) and its preset, device, data / cache / run folders
+    (exported as env vars for the package), seed; with `verbose`, shows what the mode means and prints the rest."""
     mode = mode or detect_mode()
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     data_dir = find_data_dir()
     if data_dir is not None:
         os.environ[data_mod.ENV_DATA_DIR] = str(data_dir)
@@ -117,11 +156,13 @@ def setup(seed: int = 0, mode: Optional[str] = None, verbose: bool = True) -> En
     set_seed(seed)
     _quiet_adapters_warning()
     device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
-    env = Env(mode, device, data_dir, data_mod.cache_dir(), runs_root(), seed)
+    env = Env(mode, PRESET_OF_MODE[mode], device, data_dir, data_mod.cache_dir(), runs_root(), seed)
     if verbose:
-        print(f"mode     {mode} (preset {PRESET_OF_MODE[mode]})\ndevice   {device}, torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads\ndata     {data_dir or 'Hugging Face hub'}\n"
-              f"cache    {env.cache_dir}\nruns     {env.runs_dir}\nseed     {seed}")
+        _show(mode_text(mode))
+        print(f"mode     {mode} (preset {env.preset})\ndevice   {device}, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads\npackage  {Path(__file__).resolve().parent}\n"
+              f"data     {data_dir or 'Hugging Face hub'}\ncache    {env.cache_dir}\nruns     {env.runs_dir}\n"
+              f"seed     {seed}")
     return env
 
 
@@ -223,7 +264,8 @@ def result_row(path, metrics: dict) -> dict:
             "target": metrics["target"], "seed": metrics["seed"], "k_shot": metrics["k_shot"],
             "metric": metrics["metric"], "test_metric": metrics["test_metric"],
             "validation_metric": metrics["validation_metric"], "transfer_params": metrics["transfer_params"],
-            "seconds": metrics["wall_seconds"], "path": str(path)}
+            "steps": metrics["steps"], "step_budget": metrics.get("step_budget"), "seconds": metrics["wall_seconds"],
+            "path": str(path)}
 
 
 def summary(results: pd.DataFrame, by: Sequence[str] = ("name",)) -> pd.DataFrame:

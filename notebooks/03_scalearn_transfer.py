@@ -1,0 +1,241 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · ScaLearn transfer: four variants against the baselines
+#
+# **You will be able to** train the four ScaLearn variants and the paper's baselines on a target task, compare them over seeds against their transfer parameters, and recompute a trained ScaLearn layer by hand.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/03_scalearn_transfer.ipynb)
+#
+# Learn ω on a target task with all four ScaLearn variants, compare with the paper's baselines over several seeds, and plot score against transfer parameters.
+#
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
+
+# %% [markdown]
+# ## What is trained
+#
+# All $S$ source adapters are frozen; the target's own adapter is the last source. Only ω and a new head are
+# trained (lr $6 \cdot 10^{-3}$ with linear decay, batch 32; the best validation epoch is kept):
+#
+# $$ \mathrm{out}_l = \mathrm{LN}\Big(\sum_{i=1}^{S} \omega_i^l \odot A_i^l(h) + f + x\Big),\qquad
+# \omega^l_i \in \mathbb{R}^{d}\ \text{(ScaLearn)}\ \text{or}\ \mathbb{R}\ \text{(Uniform)},\quad
+# \omega^l = \omega\ \forall l\ \text{(the ++ variants)}. $$
+#
+# | method | trains | transfer parameters |
+# |---|---|---|
+# | ScaLearn / Uniform / ++ / Uniform++ | ω + head | $LSd$ / $LS$ / $Sd$ / $S$ |
+# | Adapter | the target's own adapter + head | $L(2dr + r + d)$ |
+# | AdapterFusion (dynamic) | query, key, value per layer + head | $L(3d^2 + 2d)$ |
+# | Average (ω = 1/S) | head only | 0 |
+# | Head only (ω = 0) | head only | 0 |
+#
+# **Protocol** (paper): train split 90/10 into train/validation (seed 42), the official dev split as test, several
+# seeds, mean ± std. The efficiency plot puts each method at its transfer-parameter count (the head is excluded,
+# as in the paper).
+
+# %% [markdown]
+# ## Setup
+#
+# The first cell installs the course when the notebook runs in Colab and does nothing elsewhere. The second
+# picks the mode (`fast`, `cpu` or `full`), shows what it means, and prints the device and the folders used.
+
+# %%
+# Colab only (elsewhere this cell does nothing): install scalearn_lite at a pinned release, then go on.
+# * Colab's torch is kept (pinned to the build already installed).
+# * adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0. That is expected
+#   and harmless unless transformers was already imported in this session: then you are asked to restart.
+# * Not installed here: the offline embedded model (scalearn_lite[offline]) and JupyterLab (scalearn_lite[lab]).
+# This cell is notebooks/colab_install.py; the README (Colab) explains REPO_URL and COMMIT.
+import importlib.metadata, re, subprocess, sys
+
+REPO_URL = "https://github.com/scalearn-lite/scalearn_lite"  # placeholder: the course's public repository
+COMMIT = "PIN-A-RELEASE"  # placeholder: the tag (v1.2.3) or commit hash these notebooks were tested with
+
+
+def colab_install(modules=sys.modules):
+    """On Colab: pip-install the pinned course and return the pip command. Elsewhere: None, nothing done."""
+    if "google.colab" not in modules:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{7,40}|v\d+(\.\d+)*", COMMIT):
+        raise ValueError(f"COMMIT = {COMMIT!r} is not a tag (v1.2.3) or a commit hash: pin the tested release")
+    before = getattr(modules.get("transformers"), "__version__", None)  # imported earlier in this session?
+    torch_version = importlib.metadata.version("torch")
+    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0",
+           f"scalearn_lite @ git+{REPO_URL}@{COMMIT}"]
+    subprocess.run(cmd, check=True)
+    if before and not before.startswith("4.57."):
+        raise RuntimeError(f"transformers {before} was imported before this cell, and pip has now installed 4.57.x: "
+                           "restart the session (Runtime > Restart session), then run the notebook from the top.")
+    print(f"installed scalearn_lite @ {COMMIT} with adapters 1.3.0; torch kept at {torch_version}")
+    return cmd
+
+
+installed = colab_install()
+
+# %%
+# %matplotlib inline
+from scalearn_lite import course, viz
+
+env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+
+# %% [markdown]
+# ## Parameters
+
+# %%
+MODE = env.mode
+PRESET = course.PRESET_OF_MODE[MODE]
+TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
+SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
+                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
+SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
+VARIANTS = ["scalearn", "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp"]
+BASELINES = course.by_mode(MODE, fast=["adapter", "head_only", "adapterfusion"],
+                           cpu=["adapter", "head_only", "average", "adapterfusion"])
+SEEDS = course.by_mode(MODE, fast=[0], cpu=[0, 1, 2])
+
+# %% [markdown]
+# ## Run everything
+#
+# One run folder per (method, seed) under `runs/notebooks/`; finished folders are reused, so an interrupted notebook
+# resumes where it stopped.
+
+# %%
+results = course.run_many(TARGET, SOURCES, VARIANTS + BASELINES, PRESET, seeds=SEEDS)
+
+# %%
+table = course.summary(results)
+floor = course.best_constant(TARGET, PRESET)  # majority class on the same test rows
+print(f"best constant prediction on {TARGET}'s test rows: {floor:.1f}" if floor is not None else "regression: no floor")
+table[["test (mean ± std)", "seeds", "transfer params"]]
+
+# %% [markdown]
+# Read every score against the best constant prediction printed above: a method at that value has learned to
+# answer the majority class and nothing else.
+# In fast mode (2 layers, 512 rows, 2 epochs) most methods predict the majority class, so the table is a smoke test.
+# In the paper (roberta-base) the gains of ScaLearn concentrate on small targets such as RTE and MRPC.
+#
+# ## Efficiency
+#
+# Each point is one method: mean test score (± std over seeds) against the number of transfer parameters on a log
+# axis. Methods with no transfer parameters sit at the left edge.
+
+# %%
+viz.efficiency_plot(results);
+
+# %% [markdown]
+# ## Open the hood
+#
+# Reload the saved ScaLearn run (`load_run` rebuilds the base model, the frozen source bank and ω from
+# `omega.pt`) and recompute its test accuracy with a plain torch loop: save → reload must reproduce the score in
+# `metrics.json` exactly.
+
+# %%
+import torch
+from scalearn_lite.config import get_preset
+from scalearn_lite.encoding import encode, make_loader
+from scalearn_lite.sources import load_task_data
+from scalearn_lite.transfer import load_run
+
+row = results.query("method == 'scalearn'").iloc[0]
+net, tok, task, cfg = load_run(row.path)
+test_rows = load_task_data(task, get_preset(PRESET), seed=cfg["seed"])["test"]
+loader = make_loader(encode(task, test_rows, tok, get_preset(PRESET).max_length), task, tok, batch_size=64)
+
+# %%
+correct = 0
+with torch.no_grad():
+    for batch in loader:
+        labels = batch.pop("labels")
+        logits = net(**batch, head="target").logits  # (B, C)
+        correct += (logits.argmax(-1) == labels).sum().item()
+accuracy = correct / len(test_rows)
+assert row.metric == "accuracy", "this check recomputes accuracy (MRPC, RTE, ...)"
+assert abs(accuracy - row.test_metric) < 1e-9
+print(f"reloaded ScaLearn: test accuracy {100 * accuracy:.2f} = metrics.json {100 * row.test_metric:.2f} ✓")
+
+# %% [markdown]
+# Now one layer of the same trained run, by hand. Catch what the last layer's output block receives in the
+# reloaded model (the FFN's hidden state and the attention output $x$) and what it returns, then recompute
+#
+# $$ h = \mathrm{LN}(f + x), \qquad \mathrm{out}_l = \mathrm{LN}\Big(\sum_i \omega_i^l \odot A_i^l(h) + f + x\Big),
+# \qquad A_i(h) = W^{\text{up}}_i\,\mathrm{ReLU}(W^{\text{down}}_i h + b^{\text{down}}_i) + b^{\text{up}}_i $$
+#
+# in plain torch, one adapter at a time, from the ω saved in `omega.pt` and each source adapter's own saved
+# weights (read from its folder into a fresh base model), not from the model's batched source bank.
+
+# %%
+import torch.nn.functional as F
+from scalearn_lite.models import encoder_layers, load_base
+from scalearn_lite.sources import source_weights
+
+LAYER = net.config.num_hidden_layers - 1
+omega = torch.load(f"{row.path}/omega.pt", weights_only=True)["omega"][LAYER]  # (S, d): saved ω of this layer
+fresh, _ = load_base(get_preset(PRESET).model, get_preset(PRESET).num_layers)  # to read the source folders into
+adapters = [source_weights(fresh, ref, name)[LAYER] for name, ref in zip(cfg["sources"], cfg["source_refs"])]
+block, seen = encoder_layers(net)[LAYER].output, {}
+hook = block.register_forward_hook(lambda mod, inp, out: seen.update(inp=inp, out=out))
+batch = {k: v for k, v in next(iter(loader)).items() if k != "labels"}
+with torch.no_grad():
+    net(**batch, head="target")
+hook.remove()
+
+# %%
+inter, x = seen["inp"]  # FFN hidden state (B, T, 4d) and attention output x (B, T, d)
+with torch.no_grad():
+    f = block.dense(inter)  # (B, T, d) FFN output before its residual
+    h = block.LayerNorm(f + x)  # (B, T, d) what every source adapter reads
+    mix = sum(omega[i] * (F.relu(h @ a.down_weight.T + a.down_bias) @ a.up_weight.T + a.up_bias)
+              for i, a in enumerate(adapters))  # Σ_i ω_i ⊙ A_i(h): (B, T, d)
+    by_hand = block.LayerNorm(mix + f + x)
+assert torch.allclose(by_hand, seen["out"], atol=1e-5)
+print(f"layer {LAYER}: LN(Σ_i ω_i ⊙ A_i(h) + f + x) over {len(adapters)} sources {cfg['sources']} "
+      f"= the model's output ✓")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Add `"adaptersoup"` (weight-space average of the most similar sources) to `BASELINES`. Where does it land?
+# 2. What fraction of AdapterFusion's transfer parameters does each ScaLearn variant use here?
+# 3. Add seeds. Which methods have the largest spread, and why might a method with 8 parameters be stable?
+#
+# <details><summary>Solution 1</summary>
+#
+# ```python
+# soup = course.run_many(TARGET, SOURCES, ["adaptersoup"], PRESET, seeds=SEEDS)
+# course.summary(soup)
+# ```
+# </details>
+#
+# <details><summary>Solution 2</summary>
+#
+# ```python
+# params = table["transfer params"]
+# (100 * params / params["AdapterFusion"]).round(4)
+# ```
+# </details>
+#
+# <details><summary>Solution 3</summary>
+#
+# ```python
+# more = course.run_many(TARGET, SOURCES, VARIANTS + BASELINES, PRESET, seeds=[0, 1, 2])
+# course.summary(more)[["mean", "std"]]
+# ```
+# Fewer trainable numbers leave less room to fit the noise of one seed's data order and head initialisation.
+# </details>
+#
+# **Next:** [04 · Reading the heatmaps](04_reading_the_heatmaps.ipynb).

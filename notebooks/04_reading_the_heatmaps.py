@@ -1,0 +1,239 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Reading the heatmaps
+#
+# **You will be able to** read ω per layer × source for every variant, set it beside AdapterFusion's attention, and change ω by hand to see what each source adds.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/scalearn-lite/scalearn_lite/blob/main/notebooks/04_reading_the_heatmaps.ipynb)
+#
+# ω per layer × source for each variant, how ω moves during training, AdapterFusion's attention next to it, a target × source matrix, and controls to set ω by hand.
+#
+# **Run time**: measured per notebook and mode on 2 CPU cores in the
+# [notebooks README](https://github.com/scalearn-lite/scalearn_lite/blob/main/notebooks/README.md#run-times).
+# Stage-1 adapters are cached in `data_cache/` and finished runs in `runs/notebooks/`, so a second run is quicker.
+
+# %% [markdown]
+# ## What the pictures mean
+#
+# * **ω per layer × source.** Cell $(l, i)$ is $\omega_i^l$ averaged over the $d$ hidden units. The panels per
+#   variant use a diverging palette centred at ω's start value $2/S$: white = unchanged by training, red = grown,
+#   blue = shrunk (ω is unconstrained and may go below 0, which switches a source's sign).
+#   Rows of the "++" variants are identical by construction (one ω for every layer).
+# * **Spread over units.** For the vector variants each cell hides $d$ values; their standard deviation shows how
+#   selectively a source is used unit by unit.
+# * **AdapterFusion attention.** Fusion mixes the same adapter outputs with a softmax over sources per token,
+#   with query and key projections $q$, $k$ and a temperature $\tau$:
+#   $\alpha^l = \mathrm{softmax}_i\big(q(h)^\top k(A_i^l(h)) \,/\, \tau\big)$, averaged here over every token of
+#   the validation set. $\tau = 1$ in the `dynamic` fusion used here (adapters' `temperature=True` would start it at
+#   50 and lower it by 0.05 per forward pass down to 1). Attention rows sum to 1; ω rows need not.
+# * **Target × source.** With ScaLearnUniform++ each target's ω is $S$ numbers: one row per target, one column per
+#   source, the target's own adapter outlined.
+
+# %% [markdown]
+# ## Setup
+#
+# The first cell installs the course when the notebook runs in Colab and does nothing elsewhere. The second
+# picks the mode (`fast`, `cpu` or `full`), shows what it means, and prints the device and the folders used.
+
+# %%
+# Colab only (elsewhere this cell does nothing): install scalearn_lite at a pinned release, then go on.
+# * Colab's torch is kept (pinned to the build already installed).
+# * adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0. That is expected
+#   and harmless unless transformers was already imported in this session: then you are asked to restart.
+# * Not installed here: the offline embedded model (scalearn_lite[offline]) and JupyterLab (scalearn_lite[lab]).
+# This cell is notebooks/colab_install.py; the README (Colab) explains REPO_URL and COMMIT.
+import importlib.metadata, re, subprocess, sys
+
+REPO_URL = "https://github.com/scalearn-lite/scalearn_lite"  # placeholder: the course's public repository
+COMMIT = "PIN-A-RELEASE"  # placeholder: the tag (v1.2.3) or commit hash these notebooks were tested with
+
+
+def colab_install(modules=sys.modules):
+    """On Colab: pip-install the pinned course and return the pip command. Elsewhere: None, nothing done."""
+    if "google.colab" not in modules:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{7,40}|v\d+(\.\d+)*", COMMIT):
+        raise ValueError(f"COMMIT = {COMMIT!r} is not a tag (v1.2.3) or a commit hash: pin the tested release")
+    before = getattr(modules.get("transformers"), "__version__", None)  # imported earlier in this session?
+    torch_version = importlib.metadata.version("torch")
+    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0",
+           f"scalearn_lite @ git+{REPO_URL}@{COMMIT}"]
+    subprocess.run(cmd, check=True)
+    if before and not before.startswith("4.57."):
+        raise RuntimeError(f"transformers {before} was imported before this cell, and pip has now installed 4.57.x: "
+                           "restart the session (Runtime > Restart session), then run the notebook from the top.")
+    print(f"installed scalearn_lite @ {COMMIT} with adapters 1.3.0; torch kept at {torch_version}")
+    return cmd
+
+
+installed = colab_install()
+
+# %%
+# %matplotlib inline
+from scalearn_lite import course, viz
+
+env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+
+# %% [markdown]
+# ## Parameters
+
+# %%
+MODE = env.mode
+PRESET = course.PRESET_OF_MODE[MODE]
+TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
+SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
+                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
+SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
+VARIANTS = ["scalearn", "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp"]
+MATRIX_TASKS = course.by_mode(MODE, fast=["sst2", "rte", "mrpc"], cpu=["sst2", "stsb", "rte", "mrpc"],
+                              full=["rte", "mrpc", "stsb", "cola"])  # each target's sources: the other tasks
+MATRIX_TARGETS = course.by_mode(MODE, fast=["mrpc", "rte"], cpu=["mrpc", "rte", "stsb"],
+                                full=["rte", "mrpc", "stsb", "cola"])
+MATRIX_VARIANT = "scalearn_uniform_pp"
+FUSION_STEPS = course.by_mode(MODE, fast=10, cpu=None)  # None: the preset's full budget
+SCORER_ROWS = course.by_mode(MODE, fast=64, cpu=300, full=None)  # validation rows scored by the ω sliders
+SEED = 0
+
+# %% [markdown]
+# ## ω per layer × source, one panel per variant
+
+# %%
+runs = {v: course.run(TARGET, SOURCES, v, PRESET, seed=SEED).path for v in VARIANTS}
+viz.variant_heatmaps(runs);
+
+# %%
+viz.omega_heatmap(viz.omega_spread(runs["scalearn"]), title="ScaLearn: std of ω over hidden units");
+
+# %% [markdown]
+# ## ω during training
+#
+# `history.csv` records ω after every epoch (mean over hidden units). The line is the mean over layers, the band
+# spans the layers' minimum to maximum; the dashed line is the start value 2/S.
+
+# %%
+viz.omega_over_training(runs["scalearn"]);
+
+# %% [markdown]
+# ## AdapterFusion attention next to ω
+#
+# `transfer()` saves AdapterFusion's layers in its run folder (`fusion/`) and `load_run` rebuilds the model from
+# it, so notebook 03's AdapterFusion run could be read back. This notebook trains its own with `course.train_fusion`
+# (same target and sources, `FUSION_STEPS` optimiser steps: a short run in fast mode, the preset's budget
+# otherwise) and keeps it in memory, so that it runs without notebook 03. `viz.fusion_attention_frame` runs it with
+# `output_adapter_fusion_attentions=True` and averages the attention over every non-padding token.
+
+# %%
+fusion = course.train_fusion(TARGET, SOURCES, PRESET, seed=SEED, max_steps=FUSION_STEPS)
+attention = viz.fusion_attention_frame(fusion.net, course.batches(fusion, "validation"))
+viz.compare_fusion_scalearn(attention, viz.omega_frame(runs["scalearn"]));
+
+# %% [markdown]
+# ## Open the hood
+#
+# Recompute layer 0's fusion attention by hand: catch the inputs of the fusion module (the query $h$ and the stacked
+# adapter outputs), apply its query and key projections, divide by the temperature $\tau$ (`module.T`) and take a
+# softmax over the sources.
+
+# %%
+import numpy as np
+import torch
+from scalearn_lite.models import encoder_layers
+
+name = fusion.net.active_adapters.name
+module = encoder_layers(fusion.net)[0].output.adapter_fusion_layer[name]
+seen = {}
+hook = module.register_forward_hook(lambda mod, inp, out: seen.update(inp=inp))
+batch = next(iter(course.batches(fusion, "validation", batch_size=4)))
+batch.pop("labels")
+with torch.no_grad():
+    out = fusion.net(**batch, output_adapter_fusion_attentions=True)
+hook.remove()
+
+# %%
+query, key = seen["inp"][0], seen["inp"][1]  # (B, T, d) and (B, T, S, d): the S adapters' outputs
+with torch.no_grad():
+    scores = (module.query(query).unsqueeze(2) * module.key(key)).sum(-1)  # (B, T, S)
+    by_hand = torch.softmax(scores / module.T, dim=-1)  # module.T: the temperature τ (1 here)
+library = out["adapter_fusion_attentions"][name][0]["output_adapter"]  # (B, T, S)
+assert np.allclose(by_hand.numpy(), library, atol=1e-5)
+print(f"fusion attention = softmax over sources of q(h)·k(A_i(h)) / τ, τ = {module.T} ✓", library.shape)
+
+# %% [markdown]
+# ## Target × source matrix (ScaLearnUniform++)
+
+# %%
+matrix_runs = {t: course.run(t, [s for s in MATRIX_TASKS if s != t], MATRIX_VARIANT, PRESET, seed=SEED).path
+               for t in MATRIX_TARGETS}
+viz.target_source_matrix(matrix_runs, columns=MATRIX_TASKS);
+
+# %% [markdown]
+# ## Explore: choose target, variant and layer
+#
+# The controls need a live kernel (Jupyter or Colab). On GitHub or in a headless run they do not render; the static
+# figures above show the same heatmaps.
+
+# %%
+browse = {TARGET: dict(runs)}
+for t, path in matrix_runs.items():
+    browse.setdefault(t, {})[MATRIX_VARIANT] = path
+viz.run_browser(browse)
+
+# %% [markdown]
+# ## Set ω by hand
+#
+# Reload the ScaLearn run and overwrite ω with one value per source (the same in every layer and unit). The table is
+# the static version: the learned ω, the uniform 1/S, all zeros, and each source alone (one-hot, which is exactly
+# that single adapter). The sliders below re-score the validation rows whenever one is released.
+
+# %%
+scorer = course.OmegaScorer(runs["scalearn"], max_rows=SCORER_ROWS)
+scorer.table().round(1)
+
+# %%
+viz.omega_sliders(scorer, scorer.sources, start=scorer.learned_per_source(), metric=scorer.metric)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. In which layer does the target's own adapter get its largest ω?
+# 2. Compare one row of fusion attention with the same row of ω: which one can exceed 1 in total, and why?
+# 3. With the sliders, set every ω to 0. Why is the score not the head-only baseline's score?
+#
+# <details><summary>Solution 1</summary>
+#
+# ```python
+# frame = viz.omega_frame(runs["scalearn"])
+# frame[frame.columns[-1]].idxmax()
+# ```
+# </details>
+#
+# <details><summary>Solution 2</summary>
+#
+# ```python
+# attention.sum(axis=1), viz.omega_frame(runs["scalearn"]).sum(axis=1)
+# ```
+# Attention is a softmax: each row sums to 1. ω is unconstrained, and starts at 2/S per source, so its rows start
+# summing to 2.
+# </details>
+#
+# <details><summary>Solution 3</summary>
+#
+# The head was trained on representations produced *with* the learned ω; zeroing ω changes its input
+# distribution. The head-only baseline trains its head on the ω = 0 representation.
+# </details>
+#
+# **Next:** [05 · Few-shot transfer](05_few_shot.ipynb).
