@@ -75,7 +75,7 @@ def test_cache_is_reused_and_a_different_seed_is_not(data_dir):
 
 
 def test_dev_only_task_trains_as_a_source_but_has_no_test(data_dir, tmp_path):
-    res = train_source("qnli", TINY.with_(max_train=64, source_epochs=1), data_dir=data_dir, out=tmp_path / "q",
+    res = train_source("qnli", TINY.with_(source_max_train=64, source_epochs=1), data_dir=data_dir, out=tmp_path / "q",
                        progress=False)
     assert res.metrics["test"] == {} and res.metrics["rows"]["test"] == 0 and res.metrics["rows"]["train"] == 64
 
