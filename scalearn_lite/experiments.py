@@ -26,7 +26,7 @@ from .transfer import METHOD_NAMES, METHODS, OMEGA_METHODS, _is_task, _task_name
 # The demo's sources: zoo adapters with signal for small pair tasks (QNLI is dev-only offline: a source only).
 DEMO_SOURCES = ("sst2", "stsb", "qnli", "mrpc", "rte")
 # Candidate targets (small, with signal for this model, DESIGN-style); the two defaults were picked among them on
-# *validation* scores (docs/results/demo-cpu/target-selection.md), never on test.
+# *validation* scores (docs/results/target-selection/results.md), never on test.
 DEMO_TARGET_CANDIDATES = ("mrpc", "stsb", "rte", "cb")
 DEMO_TARGETS = ("stsb", "rte")  # largest validation gain of a ScaLearn variant over Adapter among the candidates
 DEMO_METHODS = OMEGA_METHODS + ("adapter", "adapterfusion", "average", "head_only")
