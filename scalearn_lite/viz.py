@@ -100,6 +100,36 @@ def _upright_cbar(ax, label: str) -> None:
         cbar.ax.set_ylabel(label, rotation=0, labelpad=12, va="center")
 
 
+def _layer_source_axes(ax, title: Optional[str], save):
+    """Label a layer × source heatmap's axes, title it, save it; returns the Axes."""
+    ax.set_xlabel("source adapter")
+    ax.set_ylabel("layer")
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    if title:
+        ax.set_title(title)
+    _save(ax.figure, save)
+    return ax
+
+
+def _variant_row(frames: Mapping[str, pd.DataFrame], draw: Callable, save, suptitle: Optional[str] = None):
+    """One heatmap per variant side by side: draw(frame, ax, title, cbar) for each; the colour bar on the last."""
+    from .config import PAPER_NAMES
+
+    n, first = len(frames), next(iter(frames.values()))
+    fig, axes = _plt().subplots(1, n, figsize=(0.6 + n * (0.9 + 1.0 * first.shape[1]), 1.2 + 0.45 * first.shape[0]),
+                                squeeze=False)
+    for i, (variant, frame) in enumerate(frames.items()):
+        draw(frame, axes[0, i], PAPER_NAMES.get(variant, variant), i == n - 1)
+        if i:
+            axes[0, i].set_ylabel("")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
+
+
 def _vmax(*frames: pd.DataFrame) -> float:
     m = max(float(np.nanmax(np.abs(f.to_numpy(dtype=float)))) if f.size else 0.0 for f in frames)
     return m if m > 0 else 1.0
@@ -120,14 +150,7 @@ def omega_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "ω per l
     sns.heatmap(frame, ax=ax, cmap=OMEGA_CMAP, center=c, vmin=c - vmax, vmax=c + vmax, annot=annot, fmt=fmt,
                 linewidths=0.5, linecolor="white", cbar=cbar)
     _upright_cbar(ax, "ω")
-    ax.set_xlabel("source adapter")
-    ax.set_ylabel("layer")
-    ax.tick_params(axis="x", rotation=30)
-    ax.tick_params(axis="y", rotation=0)
-    if title:
-        ax.set_title(title)
-    _save(ax.figure, save)
-    return ax
+    return _layer_source_axes(ax, title, save)
 
 
 def init_value(num_sources: int) -> float:
@@ -140,23 +163,11 @@ def init_value(num_sources: int) -> float:
 def variant_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True, center: Union[float, str] = "init"):
     """One ω heatmap per variant ({variant: run}), one shared colour scale (centred at 2/S: white = unchanged,
     or at `center`); returns the Figure."""
-    from .config import PAPER_NAMES
-
-    plt = _plt()
     frames = {v: omega_frame(r) for v, r in runs.items()}
     c = init_value(next(iter(frames.values())).shape[1]) if center == "init" else float(center)
     vmax = _vmax(*(f - c for f in frames.values()))
-    n, first = len(frames), next(iter(frames.values()))
-    fig, axes = plt.subplots(1, n, figsize=(0.6 + n * (0.9 + 1.0 * first.shape[1]), 1.2 + 0.45 * first.shape[0]),
-                             squeeze=False)
-    for i, (variant, frame) in enumerate(frames.items()):
-        omega_heatmap(frame, ax=axes[0, i], title=PAPER_NAMES.get(variant, variant), vmax=vmax, annot=annot,
-                      cbar=i == n - 1, center=c)
-        if i:
-            axes[0, i].set_ylabel("")
-    fig.tight_layout()
-    _save(fig, save)
-    return fig
+    return _variant_row(frames, lambda f, ax, title, cbar: omega_heatmap(
+        f, ax=ax, title=title, vmax=vmax, annot=annot, cbar=cbar, center=c), save)
 
 
 def _history(run: RunLike) -> pd.DataFrame:
@@ -193,7 +204,6 @@ def omega_over_training(run: RunLike, ax=None, layer: Optional[int] = None, save
     return ax
 
 
-@__import__("torch").no_grad()
 def contribution_frame(model, batches) -> pd.DataFrame:
     """What each source adds, (L, S): per layer and source, the mean over real (unpadded) tokens of
     ‖ω_i ⊙ A_i(h)‖ / ‖f + x‖ (norms over hidden units), ω without dropout, the model in eval mode.
@@ -210,26 +220,24 @@ def contribution_frame(model, batches) -> pd.DataFrame:
     outputs = [layer.output for layer in encoder_layers(model)]
     sums = torch.zeros(len(outputs), len(sl.sources), dtype=torch.float64)  # (L, S)
     count, mask = 0, None
-    captured = {}
 
     def hook(l):
         def fn(module, args, _out):
             ups, residual = module.parts(*args)  # (S, B, T, d), (B, T, d)
             ratio = ups.float().norm(dim=-1) / residual.float().norm(dim=-1).clamp(min=1e-12)  # (S, B, T)
-            captured[l] = (ratio * mask).sum((1, 2)).double()  # (S,)
+            sums[l] += (ratio * mask).sum((1, 2)).double()  # (S,) summed over real tokens
         return fn
 
     was_training = model.training
     model.eval()
     handles = [o.register_forward_hook(hook(l)) for l, o in enumerate(outputs)]
     try:
-        for batch in batches:
-            inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            mask = inputs["attention_mask"].float()  # (B, T)
-            model.base_model(**inputs)
-            for l in range(len(outputs)):
-                sums[l] += captured[l]
-            count += float(mask.sum())
+        with torch.no_grad():
+            for batch in batches:
+                inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+                mask = inputs["attention_mask"].float()  # (B, T)
+                model.base_model(**inputs)
+                count += float(mask.sum())
     finally:
         for h in handles:
             h.remove()
@@ -261,33 +269,15 @@ def contribution_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "�
     ax = _new_ax(ax, (1.2 + 1.1 * frame.shape[1], 0.9 + 0.45 * frame.shape[0]))
     sns.heatmap(frame, ax=ax, cmap="rocket_r", vmin=0.0, vmax=vmax or _vmax(frame), annot=True, fmt=".2f",
                 linewidths=0.5, linecolor="white", cbar=cbar)
-    ax.set_xlabel("source adapter")
-    ax.set_ylabel("layer")
-    ax.tick_params(axis="x", rotation=30)
-    ax.tick_params(axis="y", rotation=0)
-    if title:
-        ax.set_title(title)
-    _save(ax.figure, save)
-    return ax
+    return _layer_source_axes(ax, title, save)
 
 
 def variant_contributions(frames: Mapping[str, pd.DataFrame], save=None):
     """One contribution heatmap per variant ({variant: frame}), one shared scale; returns the Figure."""
-    from .config import PAPER_NAMES
-
-    plt = _plt()
-    vmax, n, first = _vmax(*frames.values()), len(frames), next(iter(frames.values()))
-    fig, axes = plt.subplots(1, n, figsize=(0.6 + n * (0.9 + 1.0 * first.shape[1]), 1.2 + 0.45 * first.shape[0]),
-                             squeeze=False)
-    for i, (variant, frame) in enumerate(frames.items()):
-        contribution_heatmap(frame, ax=axes[0, i], title=PAPER_NAMES.get(variant, variant), vmax=vmax,
-                             cbar=i == n - 1)
-        if i:
-            axes[0, i].set_ylabel("")
-    fig.suptitle("what each source adds: ‖ω_i ⊙ A_i(h)‖ / ‖f + x‖, mean over validation tokens")
-    fig.tight_layout()
-    _save(fig, save)
-    return fig
+    vmax = _vmax(*frames.values())
+    return _variant_row(frames, lambda f, ax, title, cbar: contribution_heatmap(f, ax=ax, title=title, vmax=vmax,
+                                                                                cbar=cbar), save,
+                        "what each source adds: ‖ω_i ⊙ A_i(h)‖ / ‖f + x‖, mean over validation tokens")
 
 
 def variant_training(runs: Mapping[str, RunLike], save=None):
