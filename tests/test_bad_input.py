@@ -61,6 +61,59 @@ def glue_folder(root: Path, data_dir: Path, task_dir: str, files=("train.tsv", "
     return folder
 
 
+# ------------------------------------------------------------------------------------ 2. bad labels
+def test_a_bad_label_names_file_line_and_expected_values(data_dir, tmp_path):
+    folder = glue_folder(tmp_path, data_dir, "RTE", lines=6)
+    lines = (folder / "train.tsv").read_text().split("\n")
+    parts = lines[2].split("\t")
+    lines[2] = "\t".join(parts[:-1] + ["maybe"])
+    (folder / "train.tsv").write_text("\n".join(lines))
+    path = re.escape(str(folder / "train.tsv"))
+    with pytest.raises(ValueError, match=f"{path}, line 3: label 'maybe' is not one of entailment / not_entailment "
+                                         r"\(or their ids 0..1\) \(task rte\)"):
+        data.load_raw("rte", tmp_path, source="local")
+    sst = glue_folder(tmp_path, data_dir, "SST-2", lines=5)
+    text = (sst / "train.tsv").read_text().split("\n")
+    text[3] = text[3].rsplit("\t", 1)[0] + "\t7"
+    (sst / "train.tsv").write_text("\n".join(text))
+    with pytest.raises(ValueError, match=r"SST-2/train.tsv, line 4: label '7' is not one of negative / positive"):
+        data.load_raw("sst2", tmp_path, source="local")
+
+
+def test_a_label_out_of_range_via_the_api_names_the_row():
+    rows = [{"sentence": "fine", "label": 1, "idx": 0}, {"sentence": "odd", "label": 7, "idx": 1}]
+    with pytest.raises(ValueError, match=r"task 'sst2', row 1: label 7 is not one of negative / positive"):
+        data.to_dataset("sst2", data.process_rows("sst2", rows))
+    with pytest.raises(ValueError, match="row 0: label nan is not one of a number"):
+        data.process_rows("stsb", [{"sentence1": "a", "sentence2": "b", "label": float("nan"), "idx": 0}])
+
+
+def test_malformed_rows_are_refused_by_line(data_dir, tmp_path):
+    folder = glue_folder(tmp_path, data_dir, "RTE", lines=8)
+    lines = (folder / "train.tsv").read_text().split("\n")
+    lines[3] = lines[3].rsplit("\t", 1)[0]  # a row that lost its label column
+    lines[5] = lines[5] + "\textra"
+    (folder / "train.tsv").write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=r"train.tsv: line\(s\) 4, 6 do not have the 4 tab-separated fields"):
+        data.load_raw("rte", tmp_path, source="local")
+
+
+def test_superglue_bad_label_and_missing_field_name_the_line(data_dir, tmp_path):
+    folder = tmp_path / "superglue" / "CB"
+    folder.mkdir(parents=True)
+    rows = [json.loads(l) for l in (data_dir / "superglue" / "CB" / "val.jsonl").read_text().splitlines()[:3]]
+    shutil.copy(data_dir / "superglue" / "CB" / "train.jsonl", folder / "train.jsonl")
+    rows[1]["label"] = "maybe"
+    (folder / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match=r"val.jsonl, line 2: label 'maybe' is not one of entailment / "
+                                         r"contradiction / neutral"):
+        data.load_raw("cb", tmp_path, source="local")
+    del rows[1]["premise"]
+    (folder / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match=r"val.jsonl, line 2: missing field\(s\) \['premise'\]"):
+        data.load_raw("cb", tmp_path, source="local")
+
+
 # --------------------------------------------------------------------------------- 5. temp folders, --out
 def test_stale_temp_folders_of_a_killed_writer_are_removed(tmp_path):
     final = tmp_path / "seed0"
@@ -92,6 +145,12 @@ def test_a_failed_replace_restores_the_old_folder_and_leaves_no_temp(tmp_path, m
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+# --------------------------------------------------------------------------------- 7. tasks --data-dir
+def test_tasks_with_a_data_dir_that_does_not_exist_is_an_error(tmp_path, capsys):
+    assert cli.main(["tasks", "--data-dir", str(tmp_path / "nope")]) == 2
+    assert f"data dir {tmp_path / 'nope'} (from --data-dir" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------- 10. more failure tests
 _HOLDER = """
 import importlib.util, shutil, sys, time
@@ -104,3 +163,18 @@ with io.folder_lock(sys.argv[3], "run folder"):
     with io.atomic_dir(sys.argv[3]) as tmp:
         shutil.copytree(sys.argv[2], tmp, dirs_exist_ok=True)
 """
+
+
+def test_a_humset_folder_with_a_missing_column_names_file_and_line(tmp_path):
+    fixture = Path(__file__).resolve().parent / "fixtures" / "humset"
+    rows = [json.loads(l) for l in (fixture / "train.jsonl").read_text("utf-8").splitlines()]
+    del rows[3]["sectors"]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", "utf-8")
+    shutil.copy(fixture / "test.jsonl", tmp_path / "test.jsonl")
+    with pytest.raises(ValueError, match=r"train.jsonl, line 4: missing HumSet column\(s\) \['sectors'\]"):
+        data.load_splits("sectors", tmp_path)
+    with open(tmp_path / "train.csv", "w", encoding="utf-8") as fh:
+        fh.write("entry_id,excerpt,sectors\n1,flooding,\"['Health']\"\n2,no label column\n")
+    (tmp_path / "train.jsonl").unlink()
+    with pytest.raises(ValueError, match=r"train.csv, line 3: 3 columns in the header"):
+        data.load_splits("sectors", tmp_path)
