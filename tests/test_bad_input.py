@@ -165,6 +165,16 @@ with io.folder_lock(sys.argv[3], "run folder"):
 """
 
 
+def test_a_diverging_loss_stops_with_a_clear_message_and_saves_nothing(data_dir, tmp_path):
+    from scalearn_lite.train import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match=r"head_only → mrpc: the (training|validation) loss became (nan|inf)"
+                                               r".*lower the learning rate"):
+        tr.transfer("mrpc", [], "head_only", SHORT.with_(transfer_lr=1e37), data_dir=data_dir, out=tmp_path / "run",
+                    progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_humset_folder_with_a_missing_column_names_file_and_line(tmp_path):
     fixture = Path(__file__).resolve().parent / "fixtures" / "humset"
     rows = [json.loads(l) for l in (fixture / "train.jsonl").read_text("utf-8").splitlines()]
