@@ -61,9 +61,10 @@ def cmd_train_source(args) -> int:
                        k_shot=args.k_shot, out=args.out, force=args.force, progress=not args.quiet,
                        role="target" if args.k_shot else args.role)
     m = res.metrics
-    print(f"{'cached ' if res.cached else ''}adapter for {m['task']} on {m['base']}: test {m['metric']} = "
-          f"{100 * m['test'][m['metric']]:.2f}  (validation {100 * m['validation'][m['metric']]:.2f}, "
-          f"{m['steps']} steps, {m['seconds']:.0f} s)\n  → {res.path}")
+    test = (f"test {m['metric']} = {100 * m['test'][m['metric']]:.2f}" if m["test"] else
+            "no test split (a dev-only task: its dev file was split 90/10, usable as a source only)")
+    print(f"{'cached ' if res.cached else ''}adapter for {m['task']} on {m['base']}: {test}  (validation "
+          f"{100 * m['validation'][m['metric']]:.2f}, {m['steps']} steps, {m['seconds']:.0f} s)\n  → {res.path}")
     return 0
 
 

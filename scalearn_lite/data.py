@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import socket
 import warnings
 from pathlib import Path
@@ -163,43 +162,6 @@ def check_source_data(task, data_dir=None, source: str = "auto") -> None:
         load_local(task, root)  # raises its FileNotFoundError naming the paths
     if not paths["train"].is_file() and not may_train_on_dev(task):
         raise _no_train_error(task, describe_source(task, data_dir, source), paths)
-
-
-@functools.lru_cache(maxsize=256)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a file, cached per (path, size, modification time)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _hub_revision(task: Task) -> Optional[str]:
-    """The commit of the hub dataset cached under cache_dir()/hf (datasets keeps one folder per commit), or None."""
-    org_name = task.hub_path.replace("/", "___")
-    folder = cache_dir() / "hf" / org_name / str(task.hub_config)
-    shas = sorted((p for p in folder.glob("*/*") if re.fullmatch(r"[0-9a-f]{40}", p.name)),
-                  key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    return shas[-1].name if shas else None
-
-
-def data_fingerprint(task, data_dir=None, source: str = "auto") -> Dict[str, Any]:
-    """The identity of the data a task is read from, for cache keys: each local file's name, size and sha256,
-    or the hub dataset, config and revision (None before its first download)."""
-    task = get_task(task)
-    kind, root = _choose_source(task, data_dir, source)
-    if kind == "hub":
-        return {"hub": task.hub_path, "config": task.hub_config, "revision": _hub_revision(task)}
-    if root is None:
-        return {"local": None}
-    files = {}
-    for split, path in local_paths(task, root).items():
-        if path.is_file():
-            st = path.stat()
-            files[split] = {"file": path.name, "bytes": st.st_size,
-                            "sha256": _file_sha256(str(path), st.st_size, st.st_mtime_ns)}
-    return {"local": files}
 
 
 def describe_source(task, data_dir=None, source: str = "auto") -> str:

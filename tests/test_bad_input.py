@@ -61,6 +61,30 @@ def glue_folder(root: Path, data_dir: Path, task_dir: str, files=("train.tsv", "
     return folder
 
 
+def test_the_stage1_cache_key_holds_the_data_identity(data_dir, tmp_path, monkeypatch, rte_adapter):
+    same = tmp_path / "same"
+    glue_folder(same, data_dir, "RTE")
+    assert data.data_identity("rte", same) == data.data_identity("rte", data_dir)  # content, not place
+    assert sources.train_source("rte", TINY, data_dir=same, progress=False).cached
+    other = tmp_path / "other"
+    glue_folder(other, data_dir, "RTE", lines=400)  # another training set under the same folder layout
+    fingerprint = data.data_identity("rte", other)
+    assert fingerprint["local"]["train"]["bytes"] < data.data_identity("rte", data_dir)["local"]["train"]["bytes"]
+    no_training(monkeypatch)
+    with pytest.raises(Trained):  # not served the adapter of other data
+        sources.train_source("rte", TINY, data_dir=other, progress=False)
+    saved = json.loads((rte_adapter / sources.SOURCE_META).read_text())["settings"]["data"]
+    assert saved["local"]["train"]["sha256"] == data.data_identity("rte", data_dir)["local"]["train"]["sha256"]
+
+
+def test_train_source_cli_reports_a_dev_only_source_without_a_test_split(monkeypatch, capsys, tmp_path):
+    metrics = {"task": "qnli", "base": "b", "metric": "accuracy", "test": {}, "validation": {"accuracy": 0.7},
+               "steps": 3, "seconds": 1.0}
+    monkeypatch.setattr(sources, "train_source", lambda *a, **k: sources.SourceResult(tmp_path, metrics, False))
+    assert cli.main(["train-source", "qnli", "--preset", "tiny"]) == 0
+    assert "no test split (a dev-only task" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------ 2. bad labels
 def test_a_bad_label_names_file_line_and_expected_values(data_dir, tmp_path):
     folder = glue_folder(tmp_path, data_dir, "RTE", lines=6)
@@ -112,6 +136,34 @@ def test_superglue_bad_label_and_missing_field_name_the_line(data_dir, tmp_path)
     (folder / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with pytest.raises(ValueError, match=r"val.jsonl, line 2: missing field\(s\) \['premise'\]"):
         data.load_raw("cb", tmp_path, source="local")
+
+
+def test_source_checks_cover_layer_count_and_missing_data(data_dir, tmp_path, rte_adapter):
+    foreign = copy_adapter(rte_adapter, tmp_path / "two_layers")
+    (foreign / sources.SOURCE_META).unlink()
+    with pytest.raises(ValueError, match=r"adapter weights for 2 layer\(s\) but the base model has 1"):
+        sources.check_sources([str(foreign)], TINY.with_(num_layers=1))
+    sources.check_sources([str(foreign), "rte"], TINY, data_dir)  # fits: no error
+    glue_folder(tmp_path / "d", data_dir, "RTE", files=("dev.tsv",))
+    with pytest.raises(ValueError, match="'rte' has no training file"):
+        sources.check_sources([str(foreign), "rte"], TINY, tmp_path / "d")
+
+
+# ---------------------------------------------------------------------------- 4. corrupt cached adapter
+def test_a_corrupt_cached_adapter_is_retrained_not_reported(tmp_path, monkeypatch, rte_adapter, data_dir):
+    folder = copy_adapter(rte_adapter, tmp_path / "rte")
+    assert sources.train_source("rte", TINY, data_dir=data_dir, out=folder, progress=False).cached
+    weights = folder / "pytorch_adapter.bin"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    from scalearn_lite.models import load_base
+
+    model, _ = load_base(TINY.model, TINY.num_layers)
+    with pytest.raises(ValueError, match="corrupt.*pytorch_adapter.bin does not match the sha256.*--force"):
+        sources.check_adapter_folder(folder, model, "rte")
+    no_training(monkeypatch)
+    with pytest.warns(UserWarning, match=f"cached adapter {re.escape(str(folder))} is corrupt"):
+        with pytest.raises(Trained):
+            sources.train_source("rte", TINY, data_dir=data_dir, out=folder, progress=False)
 
 
 # --------------------------------------------------------------------------------- 5. temp folders, --out
