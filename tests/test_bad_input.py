@@ -61,6 +61,21 @@ def glue_folder(root: Path, data_dir: Path, task_dir: str, files=("train.tsv", "
     return folder
 
 
+# ------------------------------------------------------------------- 1. no train file, data identity
+def test_a_glue_folder_without_train_never_trains_on_its_test_split(data_dir, tmp_path, monkeypatch):
+    glue_folder(tmp_path, data_dir, "RTE", files=("dev.tsv",))
+    no_training(monkeypatch)
+    want = re.escape(str(tmp_path / "glue_data" / "RTE" / "train.tsv"))
+    with pytest.raises(ValueError, match=f"'rte' has no training file at {want}.*qnli, boolq"):
+        sources.train_source("rte", TINY, data_dir=tmp_path, out=tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match=f"no training file at {want}"):
+        data.load_splits("rte", tmp_path, dev_as_train=True)
+    assert not (tmp_path / "out").exists()
+    glue_folder(tmp_path, data_dir, "MRPC")
+    with pytest.raises(ValueError, match=f"no training file at {want}"):  # as a source of a transfer: before training
+        tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=tmp_path, out=tmp_path / "run", progress=False)
+
+
 def test_the_stage1_cache_key_holds_the_data_identity(data_dir, tmp_path, monkeypatch, rte_adapter):
     same = tmp_path / "same"
     glue_folder(same, data_dir, "RTE")
@@ -138,6 +153,20 @@ def test_superglue_bad_label_and_missing_field_name_the_line(data_dir, tmp_path)
         data.load_raw("cb", tmp_path, source="local")
 
 
+# ------------------------------------------------------------------- 3. sources checked before training
+def test_a_source_of_another_base_model_is_refused_before_any_training(data_dir, tmp_path, monkeypatch, rte_adapter):
+    wide = copy_adapter(rte_adapter, tmp_path / "wide")
+    cfg = json.loads((wide / "adapter_config.json").read_text())
+    cfg["hidden_size"] = 768
+    (wide / "adapter_config.json").write_text(json.dumps(cfg))
+    (wide / sources.SOURCE_META).unlink()  # a foreign folder: no metadata of ours
+    no_training(monkeypatch)
+    # 48 target rows: the target's own adapter is not cached, so it would train before the sources are looked at
+    with pytest.raises(ValueError, match="hidden size 768 but the base model has 384"):
+        tr.transfer("mrpc", ["rte", str(wide)], "scalearn", TINY.with_(max_train=48), data_dir=data_dir,
+                    out=tmp_path / "run", progress=False)
+
+
 def test_source_checks_cover_layer_count_and_missing_data(data_dir, tmp_path, rte_adapter):
     foreign = copy_adapter(rte_adapter, tmp_path / "two_layers")
     (foreign / sources.SOURCE_META).unlink()
@@ -197,10 +226,79 @@ def test_a_failed_replace_restores_the_old_folder_and_leaves_no_temp(tmp_path, m
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+def test_an_unwritable_out_fails_before_training(data_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    no_training(monkeypatch)
+    with pytest.raises(NotADirectoryError, match=f"cannot write run folder .*{re.escape(str(blocker))} is a file"):
+        tr.transfer("mrpc", [], "head_only", TINY, data_dir=data_dir, out=blocker / "run", progress=False)
+    with pytest.raises(FileExistsError, match="a file of that name exists"):
+        sources.train_source("rte", TINY, data_dir=data_dir, seed=9, out=blocker, progress=False)
+
+
+# ------------------------------------------------------------------- 6. reuse only with the same sources
+def test_a_finished_run_is_reused_only_while_its_sources_keep_their_weights(data_dir, tmp_path, rte_adapter):
+    src = copy_adapter(rte_adapter, tmp_path / "src")
+    kw = dict(data_dir=data_dir, include_target=False, out=tmp_path / "run", progress=False)
+    first = tr.transfer("mrpc", [str(src)], "average", SHORT, **kw)
+    assert not first.reused
+    config = json.loads((first.path / "config.json").read_text())
+    assert config["source_fingerprints"] == [sources.weights_fingerprint(src)]
+    again = tr.transfer("mrpc", [str(src)], "average", SHORT, **kw)
+    assert again.reused and again.metrics == first.metrics
+    weights = torch.load(src / "pytorch_adapter.bin", weights_only=True)
+    torch.save({k: v * 2 for k, v in weights.items()}, src / "pytorch_adapter.bin")  # same path, other weights
+    with pytest.raises(ValueError, match="source 'rte' .* had other weights .*--force"):
+        tr.transfer("mrpc", [str(src)], "average", SHORT, **kw)
+
+
+def test_the_default_run_folder_depends_on_the_sources(tmp_path):
+    def folder(srcs):
+        spec, names_in = tr._prepare("mrpc", srcs, "scalearn", TINY, 0, None, True, None)
+        return tr.run_dir(spec, refs=names_in)
+
+    a, b = folder(["rte"]), folder(["rte", "sst2"])
+    assert a != b and a.parent.parent == b.parent.parent and a.name == b.name == "seed0"
+    assert a.parent.name.startswith("rte+mrpc-") and folder(["rte"]) == a
+
+
+def test_transfer_cli_says_reused(monkeypatch, capsys, tmp_path):
+    metrics = {"method": "scalearn", "target": "rte", "sources": ["cb", "rte"], "metric": "accuracy",
+               "test_metric": 0.5, "validation_metric": 0.5, "transfer_params": 10, "wall_seconds": 123.0,
+               "steps": 4, "step_budget": 4, "rows": {"train": 32, "validation": 16}}
+    monkeypatch.setattr(tr, "transfer", lambda *a, **k: tr.RunResult(tmp_path, metrics, reused=True))
+    assert cli.main(["transfer", "rte", "--sources", "cb", "--preset", "tiny"]) == 0
+    assert "reused: finished earlier in 123 s, nothing trained now" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------------- 7. tasks --data-dir
 def test_tasks_with_a_data_dir_that_does_not_exist_is_an_error(tmp_path, capsys):
     assert cli.main(["tasks", "--data-dir", str(tmp_path / "nope")]) == 2
     assert f"data dir {tmp_path / 'nope'} (from --data-dir" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- 8. names of folder sources
+def test_folder_sources_are_named_by_their_task_and_made_unique(tmp_path):
+    def ours(path, task, k=None):
+        path.mkdir(parents=True)
+        write_json(path / sources.SOURCE_META, {"settings": {"task": task, "k_shot": k}})
+        return str(path)
+
+    a = ours(tmp_path / "a" / "rte" / "seed0", "rte")
+    b = ours(tmp_path / "b" / "rte" / "seed1", "rte")
+    c = ours(tmp_path / "c" / "cb-k16" / "seed0", "cb", 16)
+    foreign = tmp_path / "hub_download" / "seed0"
+    foreign.mkdir(parents=True)
+    write_json(foreign / "adapter_config.json", {"name": "sst-2"})
+    spec, _ = tr._prepare("mrpc", [a, b, c, str(foreign)], "scalearn", TINY, 0, None, True, None)
+    assert spec.sources == ["rte", "rte_2", "cb-k16", "sst-2", "mrpc"]
+
+
+# --------------------------------------------------------------------------------- 9. --exclude-target
+def test_exclude_target_with_only_the_target_as_source_says_so():
+    with pytest.raises(ValueError, match="the only source given, 'rte', is the target 'rte' itself, which "
+                                         "--exclude-target"):
+        tr.order_sources(get_task("rte"), ["rte"], include_target=False)
 
 
 # ---------------------------------------------------------------------------- 10. more failure tests
@@ -217,6 +315,22 @@ with io.folder_lock(sys.argv[3], "run folder"):
 """
 
 
+def test_a_second_writer_of_a_run_folder_waits_for_the_first_then_reuses_its_run(data_dir, tmp_path, monkeypatch,
+                                                                                  capsys):
+    kw = dict(data_dir=data_dir, progress=False)
+    done = tr.transfer("mrpc", [], "head_only", SHORT, out=tmp_path / "done", **kw)
+    io_py = Path(tr.__file__).with_name("io.py")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(io_py), str(done.path), str(tmp_path / "run")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    no_training(monkeypatch)  # the second writer must not train: it waits, then finds the finished run
+    res = tr.transfer("mrpc", [], "head_only", SHORT, out=tmp_path / "run", **kw)
+    assert holder.wait(timeout=60) == 0, holder.stderr.read()
+    assert res.reused and res.metrics == done.metrics
+    assert f"waiting: another process (pid {holder.pid}) is writing the run folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done", "run"]  # no lock file or temp folder left
+
+
 def test_a_diverging_loss_stops_with_a_clear_message_and_saves_nothing(data_dir, tmp_path):
     from scalearn_lite.train import TrainingDiverged
 
@@ -225,6 +339,18 @@ def test_a_diverging_loss_stops_with_a_clear_message_and_saves_nothing(data_dir,
         tr.transfer("mrpc", [], "head_only", SHORT.with_(transfer_lr=1e37), data_dir=data_dir, out=tmp_path / "run",
                     progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_paths_with_spaces_and_non_ascii_characters(data_dir, tmp_path, rte_adapter):
+    root = tmp_path / "dätä dir"
+    glue_folder(root, data_dir, "MRPC")
+    src = copy_adapter(rte_adapter, tmp_path / "mes adaptateurs é" / "rte 0")
+    res = tr.transfer("mrpc", [str(src)], "average", SHORT, data_dir=root, include_target=False,
+                      out=tmp_path / "rün ö" / "run 1", progress=False)
+    assert (res.path / "metrics.json").is_file() and res.metrics["sources"] == ["rte"]
+    net, *_ = tr.load_run(res.path)  # reloads from the same paths
+    with pytest.raises(FileNotFoundError, match="adapter folder .*my adäpters/rte does not exist"):
+        tr.transfer("mrpc", ["my adäpters/rte"], "scalearn", SHORT, data_dir=root, out=tmp_path / "x", progress=False)
 
 
 def test_a_humset_folder_with_a_missing_column_names_file_and_line(tmp_path):
