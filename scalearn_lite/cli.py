@@ -61,9 +61,10 @@ def cmd_train_source(args) -> int:
                        k_shot=args.k_shot, out=args.out, force=args.force, progress=not args.quiet,
                        role="target" if args.k_shot else args.role)
     m = res.metrics
-    print(f"{'cached ' if res.cached else ''}adapter for {m['task']} on {m['base']}: test {m['metric']} = "
-          f"{100 * m['test'][m['metric']]:.2f}  (validation {100 * m['validation'][m['metric']]:.2f}, "
-          f"{m['steps']} steps, {m['seconds']:.0f} s)\n  → {res.path}")
+    test = (f"test {m['metric']} = {100 * m['test'][m['metric']]:.2f}" if m["test"] else
+            "no test split (a dev-only task: its dev file was split 90/10, usable as a source only)")
+    print(f"{'cached ' if res.cached else ''}adapter for {m['task']} on {m['base']}: {test}  (validation "
+          f"{100 * m['validation'][m['metric']]:.2f}, {m['steps']} steps, {m['seconds']:.0f} s)\n  → {res.path}")
     return 0
 
 
@@ -76,11 +77,13 @@ def cmd_transfer(args) -> int:
                    force=args.force)
     m = res.metrics
     rows = m.get("rows", {})
+    took = (f"reused: finished earlier in {m['wall_seconds']:.0f} s, nothing trained now (--force to rerun)"
+            if res.reused else f"{m['wall_seconds']:.0f} s")
     print(f"{METHOD_NAMES[m['method']]} → {m['target']} (sources {', '.join(m['sources']) or '-'}): "
           f"test {m['metric']} = {100 * m['test_metric']:.2f}, validation {100 * (m['validation_metric'] or 0):.2f}, "
           f"transfer params {m['transfer_params']:,}, {m['steps']} steps (budget {m.get('step_budget', '?')}) on "
           f"{rows.get('train', '?')} train / {rows.get('validation', '?')} validation rows, "
-          f"{m['wall_seconds']:.0f} s\n  → {res.path}")
+          f"{took}\n  → {res.path}")
     return 0
 
 
@@ -170,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "adapter, adapterfusion, average, head_only, adaptersoup, finetune")
     _common(p)
     p.add_argument("--exclude-target", action="store_true", help="do not add the target's own adapter as a source")
-    p.add_argument("--out", default=None, help="run folder (default runs/<model>/<target>/<method>/seed<k>/)")
+    p.add_argument("--out", default=None, help="run folder (default runs/<model>/<target>/<method>/<sources>-<hash>"
+                   "/seed<k>/, one per source set)")
     p.add_argument("--force", action="store_true", help="rerun even if the run folder is finished")
     p.set_defaults(func=cmd_transfer)
 

@@ -115,11 +115,20 @@ def hub_reachable() -> bool:
         return False
 
 
+def check_data_dir(data_dir=None) -> Optional[Path]:
+    """The data dir (see resolve_data_dir); a FileNotFoundError naming it if one is given but is no folder."""
+    root = resolve_data_dir(data_dir)
+    if root is not None and not root.is_dir():
+        given = "--data-dir / data_dir=" if data_dir not in (None, "") else f"${ENV_DATA_DIR}"
+        raise FileNotFoundError(f"data dir {root} (from {given}) does not exist or is not a folder. {_HOW_TO_GET_DATA}")
+    return root
+
+
 def _choose_source(task: Task, data_dir, source: str) -> Tuple[str, Optional[Path]]:
     """("local", root) or ("hub", None) for a task, per the `source` rule."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    root = resolve_data_dir(data_dir)
+    root = resolve_data_dir(data_dir) if source == "hub" else check_data_dir(data_dir)
     if source == "local" or task.hub_path is None:
         return "local", root
     if source == "hub":
@@ -133,6 +142,26 @@ def has_train(task, data_dir=None, source: str = "auto") -> bool:
     kind, root = _choose_source(task, data_dir, source)
     return kind == "hub" or (root is not None and "train" in task.local_files
                              and local_paths(task, root)["train"].is_file())
+
+
+def may_train_on_dev(task) -> bool:
+    """True for the tasks declared dev-only offline (QNLI, BoolQ): as *sources* they may train on a 90/10 split
+    of their dev file. Every other task's dev file is its test set and is never trained on."""
+    task = get_task(task)
+    return "test" in task.offline_splits and "train" not in task.offline_splits
+
+
+def check_source_data(task, data_dir=None, source: str = "auto") -> None:
+    """Raise the load error now (no reading) if a stage-1 adapter of `task` could not get its local training data."""
+    task = get_task(task)
+    kind, root = _choose_source(task, data_dir, source)
+    if kind != "local" or task.benchmark == "humset":
+        return  # the hub has every split; HumSet's files are checked when read
+    paths = local_paths(task, root)
+    if not paths["test"].is_file():
+        load_local(task, root)  # raises its FileNotFoundError naming the paths
+    if not paths["train"].is_file() and not may_train_on_dev(task):
+        raise _no_train_error(task, describe_source(task, data_dir, source), paths)
 
 
 def describe_source(task, data_dir=None, source: str = "auto") -> str:
@@ -174,23 +203,51 @@ def data_identity(task, data_dir=None, source: str = "auto") -> Dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------
 # Local readers (cached per file; every reader returns hub-schema rows)
 # ----------------------------------------------------------------------------------------------------
-def _read_tsv(path: Path) -> List[List[str]]:
-    """A GLUE TSV as lists of fields: split on tabs, no quote handling, BOM stripped, blank lines dropped."""
+def _read_tsv(path: Path) -> List[Tuple[int, List[str]]]:
+    """A GLUE TSV as (line number, fields): split on tabs, no quote handling, BOM stripped, blank lines dropped."""
     text = path.read_text(encoding="utf-8-sig")
-    return [line.rstrip("\r").split("\t") for line in text.split("\n") if line.strip("\r")]
+    return [(n, line.rstrip("\r").split("\t")) for n, line in enumerate(text.split("\n"), 1) if line.strip("\r")]
+
+
+def _expected_labels(task: Task) -> str:
+    """The label values a task accepts, for error messages: "entailment / not_entailment (or 0..1)"."""
+    if task.problem == "regression":
+        return "a number"
+    return f"{' / '.join(task.label_names)} (or their ids 0..{len(task.label_names) - 1})"
 
 
 def _label_id(task: Task, value: Any) -> Union[int, float]:
-    """A raw label -> the hub's value: float for regression, else the ClassLabel index (or int(value))."""
+    """A raw label -> the hub's value: float for regression, else the ClassLabel index (or int(value)).
+
+    A value that is none of the task's labels raises a ValueError saying which values are expected.
+    """
     if task.problem == "regression":
-        return float(value)
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            out = float("nan")
+        if not math.isfinite(out):
+            raise ValueError(f"label {value!r} is not a number")
+        return out
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, str) and value in task.label_names:
         return task.label_names.index(value)
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return int(value.lower() == "true")
-    return int(value)
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or not 0 <= out < len(task.label_names):
+        raise ValueError(f"label {value!r} is not one of {_expected_labels(task)}")
+    return out
+
+
+def _lines(numbers: Sequence[int], limit: int = 10) -> str:
+    """"3, 7, 9" (at most `limit` numbers, then "… (N in all)")."""
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f", … ({len(numbers)} in all)" if len(numbers) > limit else "")
 
 
 # hub field -> TSV column (header name, or position for header-less CoLA); label column last.
@@ -210,27 +267,53 @@ def _glue_rows(task: Task, path: Path) -> Rows:
     """Hub-schema rows from a classic GLUE TSV; idx is the row number, as the hub's builder sets it."""
     fields, label_col = _GLUE_COLUMNS[task.name]
     lines = _read_tsv(path)
-    header = None if task.name == "cola" else lines.pop(0)
+    header = None if task.name == "cola" or not lines else lines.pop(0)[1]
+    _check_header(task, path, header, [*fields.values(), label_col])
     col = (lambda c: c) if header is None else {name: i for i, name in enumerate(header)}.__getitem__
     width = 4 if header is None else len(header)
-    rows, skipped = [], 0
-    for parts in lines:
+    rows, malformed = [], []
+    for number, parts in lines:
         if len(parts) != width:
-            skipped += 1
+            malformed.append(number)
             continue
         row = {hub: parts[col(c)] for hub, c in fields.items()}
-        row["label"] = _label_id(task, parts[col(label_col)])
+        try:
+            row["label"] = _label_id(task, parts[col(label_col)])
+        except ValueError as err:
+            raise ValueError(f"{path}, line {number}: {err} (task {task.name})") from None
         row["idx"] = len(rows)
         rows.append(row)
-    if skipped:
-        warnings.warn(f"{path}: skipped {skipped} malformed rows (expected {width} tab-separated fields)")
+    if malformed:
+        raise ValueError(f"{path}: line(s) {_lines(malformed)} do not have the {width} tab-separated fields of "
+                         f"the {'header' if header else 'format'} (task {task.name}); fix or delete those lines")
     return rows
+
+
+def _check_header(task: Task, path: Path, header: Optional[List[str]], needed: list) -> None:
+    """A TSV header must name every column the task reads."""
+    missing = [c for c in needed if isinstance(c, str) and (header is None or c not in header)]
+    if missing:
+        raise ValueError(f"{path}, line 1: the header {header} lacks the column(s) {missing} that task "
+                         f"{task.name} reads; is this the right file?")
+
+
+def _read_jsonl_numbered(path: Path) -> List[Tuple[int, Dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a line that is not JSON raises naming file and line."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append((number, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({err})") from None
+    return out
 
 
 def _read_jsonl(path: Path) -> Rows:
     """One JSON object per non-blank line."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [obj for _, obj in _read_jsonl_numbered(path)]
 
 
 _SUPERGLUE_FIELDS = {
@@ -262,19 +345,28 @@ def _fix_wsc_spans(row: Dict[str, Any]) -> Dict[str, Any]:
 
 def _superglue_rows(task: Task, path: Path) -> Rows:
     """Hub-schema rows from an official SuperGLUE jsonl file (MultiRC flattened, ReCoRD one row per query)."""
-    raw = _read_jsonl(path)
+    numbered = _read_jsonl_numbered(path)
+    raw = [record for _, record in numbered]
     if task.name == "multirc":
         return _multirc_rows(raw)
     if task.name == "record":
         return [row for record in raw for row in _record_rows(record)]
     rows = []
-    for record in raw:
+    needed = _SUPERGLUE_FIELDS[task.hub_config]
+    for number, record in numbered:
         record = {**record, **record.get("target", {})}
-        row = {name: record[name] for name in _SUPERGLUE_FIELDS[task.hub_config]}
+        missing = [name for name in (*needed, "idx") if name not in record]
+        if missing:
+            raise ValueError(f"{path}, line {number}: missing field(s) {missing} (task {task.name} reads "
+                             f"{list(needed)} and idx)")
+        row = {name: record[name] for name in needed}
         if task.hub_config == "wsc.fixed":
             row = _fix_wsc_spans(row)
         row["idx"] = record["idx"]
-        row["label"] = _label_id(task, record["label"]) if "label" in record else -1
+        try:
+            row["label"] = _label_id(task, record["label"]) if "label" in record else -1
+        except ValueError as err:
+            raise ValueError(f"{path}, line {number}: {err} (task {task.name})") from None
         rows.append(row)
     return rows
 
@@ -325,18 +417,31 @@ def _parse_label_list(value: Any, path: Path) -> List[str]:
     return [str(v) for v in parsed]
 
 
-def _humset_rows(task: Task, path: Path) -> Rows:
-    """HumSet rows with their published columns; label columns become lists of strings."""
+def _humset_records(path: Path) -> List[Tuple[str, Dict[str, Any]]]:
+    """(where, row) of a HumSet file: "line N" for .csv/.jsonl, "entry N" for a .json list."""
     if path.suffix == ".csv":
         with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = [dict(r) for r in csv.DictReader(f)]
-    elif path.suffix == ".json":
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        rows = _read_jsonl(path)
-    missing = {"excerpt", task.label_field} - set(rows[0]) if rows else set()
-    if missing:
-        raise ValueError(f"{path}: missing HumSet column(s) {sorted(missing)}. {_HUMSET_HELP}")
+            reader = csv.DictReader(f)
+            out = []
+            for row in reader:
+                if None in row or None in row.values():
+                    raise ValueError(f"{path}, line {reader.line_num}: {len(reader.fieldnames)} columns in the "
+                                     f"header but another number of fields in this row. {_HUMSET_HELP}")
+                out.append((f"line {reader.line_num}", dict(row)))
+            return out
+    if path.suffix == ".json":
+        return [(f"entry {i}", row) for i, row in enumerate(json.loads(path.read_text(encoding="utf-8")))]
+    return [(f"line {n}", row) for n, row in _read_jsonl_numbered(path)]
+
+
+def _humset_rows(task: Task, path: Path) -> Rows:
+    """HumSet rows with their published columns; label columns become lists of strings."""
+    records = _humset_records(path)
+    for where, row in records:
+        missing = {"excerpt", task.label_field} - set(row)
+        if missing:
+            raise ValueError(f"{path}, {where}: missing HumSet column(s) {sorted(missing)}. {_HUMSET_HELP}")
+    rows = [row for _, row in records]
     for row in rows:
         for col in _HUMSET_LABEL_COLUMNS:
             if col in row:
@@ -511,7 +616,21 @@ def process_rows(task, rows: Rows) -> Rows:
                          "use resolve_labels(task, data_dir) or load_splits()")
     if task.name == "record":
         return [out for row in rows for out in _record_binary_rows(row)]
-    return [_process_one(task, row, i) for i, row in enumerate(rows)]
+    out = [_process_one(task, row, i) for i, row in enumerate(rows)]
+    _check_labels(task, out)
+    return out
+
+
+def _check_labels(task: Task, rows: Rows) -> None:
+    """Every processed label is a class id in 0..C-1 (or a finite number for regression): else name the row."""
+    if task.problem not in ("classification", "multiple_choice", "regression"):
+        return
+    n = len(task.label_names)
+    for i, row in enumerate(rows):
+        y = row["label"]
+        ok = math.isfinite(y) if task.problem == "regression" else 0 <= y < n
+        if not ok:
+            raise ValueError(f"task {task.name!r}, row {i}: label {y!r} is not one of {_expected_labels(task)}")
 
 
 def _features(task: Task):
@@ -648,8 +767,18 @@ def sample_k_shot(rows_or_dataset, k: int, seed: int = 0):
     return [rows_or_dataset[int(i)] for i in idx] if is_rows else rows_or_dataset.select(idx)
 
 
-def _no_train_error(task: Task, source_desc: str) -> ValueError:
-    """The error for a task whose chosen source has no training split (QNLI, BoolQ offline)."""
+def _no_train_error(task: Task, source_desc: str, paths: Optional[Dict[str, Path]] = None) -> ValueError:
+    """The error for a task whose chosen source has no training split (QNLI, BoolQ offline).
+
+    Any other task without its train file names the file looked for: its dev file is its test set.
+    """
+    if not may_train_on_dev(task):
+        where = f" at {paths['train']}" if paths else f" in {source_desc}"
+        return ValueError(
+            f"task {task.name!r} has no training file{where}. Only the tasks whose offline copy ships just a dev "
+            "file (qnli, boolq) may train on it, and only as sources; every other task's dev file is its test set. "
+            "Put the official train file there, or point --data-dir (SCALEARN_DATA_DIR) at a folder that has it."
+        )
     return ValueError(
         f"task {task.name!r} has no training split in {source_desc} (offline copies of QNLI and BoolQ ship "
         "only their dev file), so it cannot be a target here. To use it as a *source* task, call "
@@ -687,8 +816,10 @@ def load_splits(task, data_dir=None, source: str = "auto", seed: int = SPLIT_SEE
     if task.needs_label_names_from_data:
         task = task.with_label_names(label_names_from_rows(task, raw["train"]))
         _warn_unknown_labels(task, raw)
-    if "train" not in raw and not dev_as_train:
-        raise _no_train_error(task, describe_source(task, data_dir, source))
+    if "train" not in raw and (not dev_as_train or not may_train_on_dev(task)):
+        kind, root = _choose_source(task, data_dir, source)
+        paths = local_paths(task, root) if kind == "local" and task.benchmark != "humset" else None
+        raise _no_train_error(task, describe_source(task, data_dir, source), paths)
     train, validation, test = _protocol_splits(task, raw, seed)
     if k_shot is not None:
         train = first_k_shot(train, k_shot)
@@ -737,11 +868,14 @@ def summarize(task, data_dir=None, source: str = "auto") -> Dict[str, Any]:
     return {"name": task.name, "benchmark": task.benchmark, "problem": task.problem, "metric": task.main_metric,
             "metrics": list(task.metrics), "num_labels": task.num_labels, "label_names": list(task.label_names),
             "source": describe_source(task, data_dir, source), "splits": splits,
-            "note": "" if "train" in raw else "dev only: usable as a source task, not as a target"}
+            "note": "" if "train" in raw else ("dev only: usable as a source task, not as a target"
+                                               if may_train_on_dev(task) else "no train file: unusable here")}
 
 
 def task_table(data_dir=None, source: str = "auto") -> List[Dict[str, Any]]:
     """summarize() for every registered task; unavailable data is recorded (source, error), never raised."""
+    if source != "hub":
+        check_data_dir(data_dir)  # a typo in --data-dir is an error, not a table of "unavailable"
     table = []
     for task in TASKS.values():
         try:

@@ -1,13 +1,24 @@
-"""Atomic artefact writing: a killed run never leaves a folder or file that looks complete."""
+"""Atomic artefact writing: a killed run never leaves a folder or file that looks complete.
+
+One writer per folder at a time (`folder_lock`, a lock file beside it); temporary folders that a killed
+writer left behind are removed by the next writer of the same folder.
+"""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Dict, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; writes stay atomic, concurrent writers are not serialised
+    fcntl = None
 
 
 def _umask() -> int:
@@ -53,22 +64,132 @@ def read_json(path) -> dict:
         raise ValueError(f"{path} is corrupt ({err}); delete its folder and rerun to recreate it") from None
 
 
-@contextlib.contextmanager
-def atomic_dir(final) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces `final` in one rename, on error it is removed."""
+def check_writable(final, what: str = "output folder") -> None:
+    """Raise an OSError naming the path, before any long work, if the folder `final` could not be written."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    os.chmod(tmp, 0o777 & ~_umask())
+    if final.exists() and not final.is_dir():
+        raise FileExistsError(f"cannot write {what} {final}: a file of that name exists; choose another path")
+    parent = final.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot write {what} {final}: {parent} is a file, not a folder; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {what} {final}: no write permission in {parent}; choose another path")
+
+
+_HELD: Dict[str, int] = {}  # lock files this process holds -> nesting depth (the lock is re-entrant per process)
+
+
+def _lock_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.lock")
+
+
+def _holder(path: Path) -> str:
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
+        return path.read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def _acquire(path: Path, what: str, final: Path) -> int:
+    """An fd holding an exclusive flock on `path`; waits (saying so once) while another process holds it."""
+    told = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not told:
+                print(f"waiting: another process (pid {_holder(path)}) is writing the {what} {final}",
+                      file=sys.stderr, flush=True)
+                told = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # the previous holder unlinks the file on release: only a lock on the file still there counts
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(final, what: str = "folder") -> Iterator[None]:
+    """Hold the exclusive right to write the folder `final` (lock file `.<name>.lock` beside it, removed on
+    release). Another process holding it: wait for it. Re-entrant within one process."""
+    final = Path(final).absolute()
+    key = str(final)
+    if fcntl is None or key in _HELD:
+        _HELD[key] = _HELD.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+            if not _HELD[key]:
+                del _HELD[key]
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    path = _lock_path(final)
+    fd = _acquire(path, what, final)
+    _HELD[key] = 1
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def remove_stale_temps(final) -> None:
+    """Delete `.<name>.tmp-*` / `.<name>.old-*` beside `final`: what a killed writer of it left (call under its lock)."""
+    final = Path(final)
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(tmp|old)-[A-Za-z0-9_]+")
+    if not final.parent.is_dir():
+        return
+    for path in final.parent.iterdir():
+        if pattern.fullmatch(path.name):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Rename `tmp` to `final`; an existing `final` is replaced, and restored if the rename fails."""
+    if not final.exists() and not final.is_symlink():
         os.replace(tmp, final)
+        return
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        os.replace(old, final)
+        raise
+    if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, final)
+        old.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(final) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces `final` in one rename, on error it is removed.
+
+    Holds `folder_lock(final)` meanwhile, and first removes temporary folders a killed writer of `final` left.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(final):
+        remove_stale_temps(final)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            yield tmp
+            _swap_in(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful swap

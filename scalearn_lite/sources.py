@@ -1,14 +1,17 @@
 """Stage 1: one seq_bn (Pfeiffer) bottleneck adapter + task head per source task, trained, cached, loaded.
 
 Saved in AdapterHub's own format (`save_adapter(..., with_head=True)`) under
-`data_cache/adapters/<model-id>/<task>/seed<k>/`, plus `scalearn_source.json` (settings, base model),
-`history.csv` and, written last, `metrics.json`. A folder without `metrics.json` is incomplete.
+`data_cache/adapters/<model-id>/<task>/seed<k>/`, plus `scalearn_source.json` (settings with a fingerprint
+of the data, base model, sha256 of each adapter/head file), `history.csv` and, written last, `metrics.json`.
+A folder without `metrics.json` is incomplete; one whose files no longer match their sha256 is corrupt.
 """
 from __future__ import annotations
 
 import csv
 import io as _io
 import random
+import re
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -19,8 +22,8 @@ from . import data as data_mod
 from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import main_metric
-from .io import atomic_dir, read_json, write_json, write_text
-from .models import encoder_layers, load_base, model_id, quiet_activation
+from .io import atomic_dir, check_writable, read_json, write_json, write_text
+from .models import encoder_layers, load_base, load_config, model_id, quiet_activation
 from .scaling import AdapterWeights
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
@@ -126,6 +129,94 @@ def is_complete(folder: Path) -> bool:
     return (Path(folder) / "metrics.json").is_file()
 
 
+# ------------------------------------------------------------------------ integrity, fingerprints
+_WEIGHTS = ("pytorch_adapter.bin", "adapter_model.safetensors")
+_RECORDED = ("adapter_config.json", *_WEIGHTS, "head_config.json", "pytorch_model_head.bin", "head_model.safetensors")
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    return data_mod._file_sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def _file_record(folder: Path) -> Dict[str, dict]:
+    """{file: {bytes, mtime_ns, sha256}} of the adapter and head files in `folder` (stored in SOURCE_META)."""
+    out = {}
+    for name in _RECORDED:
+        path = folder / name
+        if path.is_file():
+            st = path.stat()
+            out[name] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(path)}
+    return out
+
+
+def _meta(folder: Path) -> dict:
+    """SOURCE_META of a folder, or {} if it has none or it is unreadable."""
+    try:
+        return read_json(Path(folder) / SOURCE_META) if (Path(folder) / SOURCE_META).is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def corruption(folder: Path) -> Optional[str]:
+    """Why a folder's files differ from what SOURCE_META recorded when it was saved, or None if they match."""
+    for name, rec in _meta(folder).get("files", {}).items():
+        path = Path(folder) / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != rec["bytes"] or _sha256(path) != rec["sha256"]:
+            return f"{name} does not match the sha256 recorded when it was saved"
+    return None
+
+
+def _reusable(folder: Path, settings: dict) -> bool:
+    """A complete cached adapter with these settings whose files are intact (a corrupt one: warn, retrain)."""
+    if not is_complete(folder) or _meta(folder).get("settings") != settings:
+        return False
+    problem = corruption(folder)
+    try:
+        read_json(folder / "metrics.json")
+    except (OSError, ValueError) as err:
+        problem = problem or f"metrics.json is unreadable ({err})"
+    if problem:
+        warnings.warn(f"cached adapter {folder} is corrupt ({problem}); retraining it")
+        return False
+    return True
+
+
+def _weights_file(folder: Path) -> Path:
+    for name in _WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"{folder} has no adapter weights ({' or '.join(_WEIGHTS)})")
+
+
+def weights_fingerprint(folder) -> str:
+    """sha256 of an adapter folder's weights file; read from SOURCE_META while the file's size and mtime match."""
+    path = _weights_file(Path(folder))
+    st, rec = path.stat(), _meta(folder).get("files", {}).get(path.name)
+    if rec and rec["bytes"] == st.st_size and rec["mtime_ns"] == st.st_mtime_ns:
+        return rec["sha256"]
+    return _sha256(path)
+
+
+def source_fingerprint(ref: str) -> str:
+    """The identity of a source's weights: the weights' sha256 for a folder, "hub:<id>" for a hub id."""
+    return weights_fingerprint(ref) if Path(ref).is_dir() else f"hub:{ref}"
+
+
+def adapter_folder_name(folder) -> Optional[str]:
+    """What an adapter folder holds: its task (+ -k<K>) from SOURCE_META, else the adapter's own saved name."""
+    settings = _meta(folder).get("settings", {})
+    if settings.get("task"):
+        k = settings.get("k_shot")
+        return settings["task"] if k is None else f"{settings['task']}-k{k}"
+    try:
+        return read_json(Path(folder) / "adapter_config.json").get("name") or None
+    except (OSError, ValueError):
+        return None
+
+
 # The preset fields that change a stage-1 adapter: the cache key (stage-2 fields do not retrain sources).
 _STAGE1_FIELDS = ("model", "num_layers", "batch_size", "max_validation", "max_test", "warmup_ratio", "max_steps",
                   "cpu_precision")
@@ -210,9 +301,9 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     role = effective_role(preset, role, k_shot)
     final = Path(out) if out is not None else source_dir(task, preset, seed, k_shot, role=role)
     settings = _settings(task, preset, seed, k_shot, role, data_dir)
-    if not force and is_complete(final) and (final / SOURCE_META).is_file():
-        if read_json(final / SOURCE_META).get("settings") == settings:
-            return SourceResult(final, read_json(final / "metrics.json"), cached=True)
+    if not force and _reusable(final, settings):
+        return SourceResult(final, read_json(final / "metrics.json"), cached=True)
+    check_writable(final, "adapter folder")
     task = data_mod.resolve_labels(task, data_dir)
     rows = load_task_data(task, preset, data_dir, k_shot, seed, as_source=role == "source")
     net, tokenizer, result, test = fit_source(task, preset, rows, seed, k_shot, progress, role)
@@ -224,19 +315,59 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     with atomic_dir(final) as tmp:
         net.save_adapter(str(tmp), task.name, with_head=True)
         write_json(tmp / SOURCE_META, {"settings": settings, "hidden_size": net.config.hidden_size,
-                                       "num_layers": net.config.num_hidden_layers})
+                                       "num_layers": net.config.num_hidden_layers, "files": _file_record(tmp)})
         write_text(tmp / "history.csv", _history_csv(result.history))
         write_json(tmp / "metrics.json", metrics)
     return SourceResult(final, metrics, cached=False)
 
 
 # -------------------------------------------------------------------------------------- loading
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")  # owner/name, as the hub allows
+
+
 def _is_hub_id(ref: str) -> bool:
-    return "/" in ref and not Path(ref).exists() and len(ref.split("/")) == 2 and not ref.startswith((".", "/"))
+    return bool(_HUB_ID.fullmatch(ref)) and not Path(ref).exists()
 
 
 def check_adapter_folder(folder: Path, model, name: str) -> None:
     """Raise a clear error if `folder` is not a complete seq_bn adapter for `model`'s base."""
+    check_adapter_files(folder, model.config, getattr(model, "scalearn_base", None), name)
+
+
+def _check_adapter_config(meta: dict, config, name: str) -> None:
+    """An adapter_config.json's hidden size, model type and seq_bn fields against the base model's config."""
+    if meta.get("hidden_size") not in (None, config.hidden_size):
+        raise ValueError(f"source {name!r} has hidden size {meta['hidden_size']} but the base model has "
+                         f"{config.hidden_size}: it was trained on another base model")
+    if meta.get("model_type") and meta["model_type"] != config.model_type:
+        raise ValueError(f"source {name!r} was trained on a {meta['model_type']} model, the base model is "
+                         f"{config.model_type}")
+    adapter = meta.get("config", {})
+    for key, want in _REQUIRED.items():
+        if key in adapter and adapter[key] != want:
+            raise ValueError(f"source {name!r} is not a seq_bn (Pfeiffer) adapter: {key}={adapter[key]!r}, "
+                             f"ScaLearn needs {want!r}")
+
+
+def _weight_layers(path: Path, name: str) -> set:
+    """The encoder layer indices that a weights file holds adapter weights for (a corrupt file: clear error)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as fh:
+                keys = list(fh.keys())
+        else:
+            keys = list(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:
+        raise ValueError(f"source {name!r}: {path} cannot be read ({type(err).__name__}: {err}); the file is corrupt "
+                         "or truncated: delete its folder and retrain it (train-source <task> --force)") from None
+    return {int(m.group(1)) for k in keys for m in [re.search(r"\.layer\.(\d+)\.", k)] if m}
+
+
+def check_adapter_files(folder: Path, config, base: Optional[str], name: str) -> None:
+    """Raise a clear error unless `folder` is a complete, intact seq_bn adapter for a base model with this
+    transformers `config` (and scalearn model id `base`, when known); reads no model weights."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"source {name!r}: adapter folder {folder} does not exist")
@@ -245,24 +376,48 @@ def check_adapter_folder(folder: Path, model, name: str) -> None:
     if not cfg_path.is_file() or not any(w.is_file() for w in weights):
         raise ValueError(f"source {name!r}: {folder} is not a complete adapter folder (needs adapter_config.json "
                          "and pytorch_adapter.bin); it may be corrupt or half-written: delete it and retrain")
-    meta = read_json(cfg_path)
-    if meta.get("hidden_size") not in (None, model.config.hidden_size):
-        raise ValueError(f"source {name!r} has hidden size {meta['hidden_size']} but the base model has "
-                         f"{model.config.hidden_size}: it was trained on another base model")
-    if meta.get("model_type") and meta["model_type"] != model.config.model_type:
-        raise ValueError(f"source {name!r} was trained on a {meta['model_type']} model, the base model is "
-                         f"{model.config.model_type}")
-    base = getattr(model, "scalearn_base", None)
-    if (folder / SOURCE_META).is_file() and base is not None:
-        trained_on = read_json(folder / SOURCE_META)["settings"]["base"]
+    _check_adapter_config(read_json(cfg_path), config, name)
+    meta = read_json(folder / SOURCE_META) if (folder / SOURCE_META).is_file() else None
+    if meta is not None and base is not None:
+        trained_on = meta["settings"]["base"]
         if trained_on != base:
             raise ValueError(f"source {name!r} was trained on base model {trained_on!r} but the target uses "
                              f"{base!r}; train the sources on the same base model")
-    config = meta.get("config", {})
-    for key, want in _REQUIRED.items():
-        if key in config and config[key] != want:
-            raise ValueError(f"source {name!r} is not a seq_bn (Pfeiffer) adapter: {key}={config[key]!r}, "
-                             f"ScaLearn needs {want!r}")
+    problem = corruption(folder)
+    if problem:
+        raise ValueError(f"source {name!r}: {folder} is corrupt ({problem}); delete it and retrain it "
+                         "(train-source <task> --force)")
+    layers = _weight_layers(_weights_file(folder), name)
+    if layers != set(range(config.num_hidden_layers)):
+        raise ValueError(f"source {name!r} has adapter weights for {len(layers)} layer(s) but the base model has "
+                         f"{config.num_hidden_layers}: it was trained on a base model with another layer count")
+
+
+def _check_hub_adapter(ref: str, config) -> None:
+    """Check a hub adapter's adapter_config.json when it can be fetched (or is cached); else leave it to loading."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        meta = read_json(hf_hub_download(ref, "adapter_config.json"))
+    except Exception:  # offline, not cached, not a plain hub repo: loading will say what is wrong
+        return
+    _check_adapter_config(meta, config, ref)
+
+
+def check_sources(refs, preset: Preset, data_dir=None) -> None:
+    """Before any training: every source is a task whose data is there, an adapter folder that fits the base
+    model (hidden size, layers, architecture, seq_bn fields, intact files), or a hub id (checked if reachable)."""
+    config = None
+    for ref in refs:
+        ref = str(ref)
+        if Path(ref).expanduser().is_dir() or _is_hub_id(ref):
+            config = config or load_config(preset.model, preset.num_layers)
+            if _is_hub_id(ref):
+                _check_hub_adapter(ref, config)
+            else:
+                check_adapter_files(Path(ref).expanduser(), config, model_id(preset.model, preset.num_layers), ref)
+            continue
+        data_mod.check_source_data(_source_task(ref), data_dir)
 
 
 def load_adapter_into(model, ref: Union[str, Path], name: str) -> None:
@@ -305,15 +460,26 @@ def source_weights(model, ref: Union[str, Path], name: str) -> List[AdapterWeigh
         model.delete_adapter(name)
 
 
+def _source_task(ref: str) -> Task:
+    """The task a source reference names, or a clear error (a path that does not exist, or an unknown name)."""
+    try:
+        return get_task(ref)
+    except ValueError:
+        pass
+    if any(c in ref for c in ("/", "\\", "~")) or ref.startswith("."):
+        raise FileNotFoundError(f"source {ref!r}: adapter folder {Path(ref).expanduser().absolute()} does not exist "
+                                "(and it is not a hub id like AdapterHub/roberta-base-rte_pfeiffer)")
+    raise ValueError(f"source {ref!r} is neither a task name, an adapter folder nor a hub id "
+                     "(like AdapterHub/roberta-base-rte_pfeiffer)")
+
+
 def resolve_source(ref: str, preset: Preset, *, data_dir=None, seed: int = 0, k_shot: Optional[int] = None,
                    progress: bool = True, role: str = "source") -> str:
     """A source reference → adapter folder or hub id; task names are trained (or taken from the cache)."""
-    if Path(ref).is_dir() or _is_hub_id(ref):
+    if Path(ref).expanduser().is_dir():
+        return str(Path(ref).expanduser())
+    if _is_hub_id(ref):
         return ref
-    try:
-        task = get_task(ref)
-    except ValueError:
-        raise ValueError(f"source {ref!r} is neither a task name, an adapter folder nor a hub id "
-                         "(like AdapterHub/roberta-base-rte_pfeiffer)") from None
+    task = _source_task(ref)
     return str(train_source(task, preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress,
                             role=role).path)

@@ -158,6 +158,9 @@ ALIASES: Dict[str, str] = {
 }
 
 
+_PREFIXES = ("glue", "superglue", "super_glue", "humset")  # "<benchmark>/<task>"; any other "a/b" is a path or hub id
+
+
 def get_task(name) -> Task:
     """The registered task for a name (case-insensitive; aliases like "glue/rte", "sst-2", "wsc.fixed").
 
@@ -166,7 +169,7 @@ def get_task(name) -> Task:
     if isinstance(name, Task):
         return name
     key = str(name).strip().lower()
-    if key not in ALIASES and "/" in key:  # "glue/cola", "superglue/wsc.fixed", "humset/sectors"
+    if key not in ALIASES and key.split("/", 1)[0] in _PREFIXES:  # "glue/cola", "superglue/wsc.fixed", "humset/sectors"
         prefix, key = key.split("/", 1)
         if prefix in ("superglue", "super_glue") and key == "rte":
             key = "superglue_rte"

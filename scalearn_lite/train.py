@@ -202,6 +202,18 @@ def step_budget(steps_per_epoch: int, epochs: Optional[int], max_steps: Optional
     return (total if max_steps is None else min(max_steps, total)), epochs
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the run is stopped before anything is saved."""
+
+
+def _check_finite(loss, cfg: FitConfig, epoch: int, step: int, what: str = "training loss") -> None:
+    """Stop with a clear message when a loss is NaN/inf (usually a learning rate far too high)."""
+    value = float(loss.detach() if hasattr(loss, "detach") else loss)
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"{cfg.desc}: the {what} became {value} at step {step} (epoch {epoch}, lr {cfg.lr:g}): "
+                               "training diverged and nothing was saved; lower the learning rate and rerun")
+
+
 def _better(cfg: FitConfig, main: str, new: dict, best: Optional[dict]) -> bool:
     if best is None:
         return True
@@ -239,6 +251,7 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
                 # optimiser step, so its gradient (at the updated weights) lands in the *next* step's update
                 reg = extra_loss() if extra_loss is not None and result.steps > 0 else None
                 total_loss = loss + reg if reg is not None else loss
+            _check_finite(total_loss, cfg, epoch, result.steps + 1)
             accelerator.backward(total_loss)
             if cfg.max_grad_norm:
                 accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -251,6 +264,7 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
             if result.steps >= total:
                 break
         val = evaluate(model, task, val_feats, tokenizer, head, cfg.eval_batch_size, accelerator, cfg.cpu_precision)
+        _check_finite(val["loss"], cfg, epoch, result.steps, "validation loss")
         row = {"epoch": epoch, "train_loss": running / max(seen, 1), "validation_loss": val["loss"],
                f"validation_{main}": val[main], "steps": result.steps,
                "seconds": time.perf_counter() - start}

@@ -5,7 +5,9 @@ config.json, history.csv, omega.json + omega.pt (ω methods), head/ and, last, m
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,13 +17,14 @@ import torch
 
 from . import data as data_mod
 from .config import PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig, get_preset, preset_from_dict
-from .io import atomic_dir, read_json, write_json, write_text
+from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
 from .metrics import main_metric
 from .models import encoder_layers, load_base, model_id, quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
 from .baselines import rank_by_similarity, soup_selection, soup_weights, task_sentences
-from .sources import (add_task_head, encode_splits, load_adapter_into, load_task_data, resolve_source,
-                      source_weights, train_source, _history_csv)
+from .sources import (add_task_head, adapter_folder_name, check_sources, encode_splits, is_complete,
+                      load_adapter_into, load_task_data, resolve_source, source_dir, source_fingerprint,
+                      source_weights, train_source, weights_fingerprint, _history_csv, _is_hub_id)
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
 
@@ -46,6 +49,9 @@ def order_sources(target: Task, sources: Sequence[str], include_target: bool = T
     own = [s for s in names if _same_task(s, target)]
     rest = [s for s in names if not _same_task(s, target)]
     ordered = rest + (own or [target.name]) if include_target else rest
+    if not ordered and own:
+        raise ValueError(f"the only source given, {own[0]!r}, is the target {target.name!r} itself, which "
+                         "--exclude-target (include_target=False) removes: add other sources, or drop --exclude-target")
     if not ordered:
         raise ValueError("empty source list: give at least one source task, adapter folder or hub id")
     dupes = sorted({s for s in ordered if ordered.count(s) > 1})
@@ -71,14 +77,29 @@ def _is_task(ref: str) -> bool:
 
 
 def _source_name(ref: str) -> str:
-    """A short adapter name for a reference: the task name, or the folder / hub id tail."""
-    return _task_name(ref) or Path(ref.rstrip("/")).name.replace(".", "_")
+    """A short adapter name for a reference: the task name; for a folder the task (or adapter name) it was saved
+    with; else the folder / hub id tail."""
+    name = _task_name(ref) or (adapter_folder_name(ref) if Path(ref).is_dir() else None)
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name or Path(ref.rstrip("/")).name)
+
+
+def _source_names(refs: Sequence[str]) -> List[str]:
+    """_source_name of each reference, made unique by a suffix ("rte", "rte_2") where two would collide."""
+    names: List[str] = []
+    for ref in refs:
+        base = name = _source_name(ref)
+        i = 2
+        while name in names:
+            name, i = f"{base}_{i}", i + 1
+        names.append(name)
+    return names
 
 
 @dataclass
 class RunResult:
     path: Path
     metrics: dict
+    reused: bool = False  # a finished run folder was read back, nothing was trained
 
 
 # ------------------------------------------------------------------------------- model building
@@ -106,12 +127,25 @@ class TransferSpec:
     k_shot: Optional[int] = None
     include_target: bool = True
     source_refs: List[str] = field(default_factory=list)  # resolved folders / hub ids, same order as sources
+    data: dict = field(default_factory=dict)  # identity of the target's data (data.data_identity)
 
 
-def run_dir(spec: TransferSpec, root="runs") -> Path:
-    """runs/<model-id>/<target>[-k<K>]/<method>/seed<k>/"""
+def _sources_label(spec: TransferSpec, refs: Optional[Sequence[str]]) -> str:
+    """The run folder's sources part: "none", or the source names (cut to 40 characters) + a short hash of the
+    source references (task names, absolute folder paths, hub ids), so that another source set gets its own folder."""
+    if not spec.sources:
+        return "none"
+    keys = [_task_name(r) or (r if _is_hub_id(r) else str(Path(r).expanduser().absolute()))
+            for r in (refs if refs is not None else spec.sources)]
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:8]
+    return f"{'+'.join(spec.sources)[:40]}-{digest}"
+
+
+def run_dir(spec: TransferSpec, root="runs", refs: Optional[Sequence[str]] = None) -> Path:
+    """runs/<model-id>/<target>[-k<K>]/<method>/<sources>-<hash>/seed<k>/ (see _sources_label)"""
     target = spec.target if spec.k_shot is None else f"{spec.target}-k{spec.k_shot}"
-    return Path(root) / model_id(spec.preset.model, spec.preset.num_layers) / target / spec.method / f"seed{spec.seed}"
+    return (Path(root) / model_id(spec.preset.model, spec.preset.num_layers) / target / spec.method
+            / _sources_label(spec, refs) / f"seed{spec.seed}")
 
 
 @dataclass
@@ -143,7 +177,7 @@ def _prepare(target: str, sources: Sequence[str], method: str, preset: Union[str
     preset = get_preset(preset) if isinstance(preset, str) else preset
     preset = preset.with_(model=model)
     names_in = [] if method in ("head_only", "finetune") else order_sources(task, sources, include_target)
-    spec = TransferSpec(task.name, [_source_name(s) for s in names_in], method, preset, seed, k_shot,
+    spec = TransferSpec(task.name, _source_names(names_in), method, preset, seed, k_shot,
                         include_target)
     return spec, names_in
 
@@ -175,6 +209,7 @@ def _stage1_refs(names_in: Sequence[str], task: Task, preset: Preset, seed: int,
                  progress: bool) -> List[str]:
     """Every source as an adapter reference, training stage 1 where needed: other tasks from the source zoo
     (seed 0, the source budget), the target's own adapter on the target rows (the target budget or k-shot)."""
+    check_sources(names_in, preset, data_dir)  # every source is checked before any of them trains
     return [resolve_source(s, preset, data_dir=data_dir, seed=own_adapter_seed(preset, seed), k_shot=k_shot,
                            role="target", progress=progress) if _same_task(s, task)
             else resolve_source(s, preset, data_dir=data_dir, seed=0, progress=progress) for s in names_in]
@@ -250,19 +285,33 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
 def transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu", *,
              seed: int = 0, k_shot: Optional[int] = None, data_dir=None, out=None, include_target: bool = True,
              model: Optional[str] = None, progress: bool = True, force: bool = False) -> RunResult:
-    """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`."""
+    """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`
+    (`RunResult.reused`), after checking it holds this very run: settings, data and the sources' weights.
+
+    One process writes a run folder at a time; another one asking for the same folder waits, then reuses it.
+    """
     spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model)
-    final = Path(out) if out is not None else run_dir(spec)
-    if not force and (final / "metrics.json").is_file():
-        _check_same_run(final, spec)
-        return RunResult(final, read_json(final / "metrics.json"))
-    task, rows = _target_data(spec, data_dir)
-    if method == "adapter":
-        return _adapter_baseline(task, spec, final, data_dir, progress)
-    run = _fit(spec, task, rows, names_in, data_dir, None, progress)
-    metrics = run.metrics()
-    _write_run(final, spec, run.net, run.result, metrics)
+    spec.data = data_mod.data_identity(spec.target, data_dir)
+    final = Path(out) if out is not None else run_dir(spec, refs=names_in)
+    if not force and (final / "metrics.json").is_file():  # folders appear complete or not at all: no lock needed
+        return _reuse(final, spec, names_in)
+    check_writable(final, "run folder")
+    with folder_lock(final, "run folder"):
+        if not force and (final / "metrics.json").is_file():  # another process finished it while we waited
+            return _reuse(final, spec, names_in)
+        task, rows = _target_data(spec, data_dir)
+        if method == "adapter":
+            return _adapter_baseline(task, spec, final, data_dir, progress)
+        run = _fit(spec, task, rows, names_in, data_dir, None, progress)
+        metrics = run.metrics()
+        _write_run(final, spec, run.net, run.result, metrics)
     return RunResult(final, metrics)
+
+
+def _reuse(final: Path, spec: TransferSpec, names_in: List[str]) -> RunResult:
+    _check_same_run(final, spec)
+    _check_same_sources(final, spec, names_in)
+    return RunResult(final, read_json(final / "metrics.json"), reused=True)
 
 
 def _build(net, tokenizer, task: Task, spec: TransferSpec, rows, data_dir):
@@ -400,7 +449,9 @@ def _write_run(final: Path, spec: TransferSpec, net, result, metrics: dict) -> N
 
 
 def _run_config(spec: TransferSpec) -> dict:
-    return {**asdict(spec), "preset": asdict(spec.preset)}
+    """config.json: the spec, and a fingerprint of each source's weights (in the order of `sources`)."""
+    return {**asdict(spec), "preset": asdict(spec.preset),
+            "source_fingerprints": [source_fingerprint(r) for r in spec.source_refs]}
 
 
 def _check_same_run(folder: Path, spec: TransferSpec) -> None:
@@ -411,11 +462,41 @@ def _check_same_run(folder: Path, spec: TransferSpec) -> None:
         raise ValueError(f"{folder} has metrics.json but no readable config.json ({err}): the run folder is "
                          f"corrupt; delete it or rerun with --force") from None
     want = json.loads(json.dumps(_run_config(spec)))  # tuples → lists, as read back from JSON
-    diff = sorted(k for k in set(want) | set(saved) if k != "source_refs" and want.get(k) != saved.get(k))
+    unchecked = ("source_refs", "source_fingerprints")  # refs may move; weights are compared by _check_same_sources
+    diff = sorted(k for k in set(want) | set(saved) if k not in unchecked and want.get(k) != saved.get(k))
     if diff:
         detail = "; ".join(f"{k}: saved {saved.get(k)!r}, asked {want.get(k)!r}" for k in diff)
         raise ValueError(f"{folder} already holds a finished run with other settings ({detail}); "
                          f"pass another --out, or --force to overwrite it")
+
+
+def _current_fingerprint(ref: str, spec: TransferSpec) -> Optional[str]:
+    """The fingerprint a source would have if the run were trained now; None for a task whose stage-1 adapter is
+    not cached (it would be retrained from the same settings)."""
+    if _is_task(ref):  # the folder _stage1_refs would resolve it to
+        if _task_name(ref) == spec.target:
+            folder = source_dir(ref, spec.preset, own_adapter_seed(spec.preset, spec.seed), spec.k_shot, role="target")
+        else:
+            folder = source_dir(ref, spec.preset, 0)
+        return weights_fingerprint(folder) if is_complete(folder) else None
+    return source_fingerprint(str(Path(ref).expanduser()) if Path(ref).expanduser().is_dir() else ref)
+
+
+def _check_same_sources(folder: Path, spec: TransferSpec, names_in: List[str]) -> None:
+    """A finished run is reused only if every source still has the weights it was trained with."""
+    if spec.method in ("head_only", "finetune", "adapter"):
+        return
+    saved = read_json(folder / "config.json").get("source_fingerprints")
+    if not saved or len(saved) != len(names_in):
+        raise ValueError(f"{folder} holds a finished run without a fingerprint of its sources' weights (written by an "
+                         "older version), so it cannot be checked against the sources now; rerun with --force, or "
+                         "pass another --out")
+    for name, ref, then in zip(spec.sources, names_in, saved):
+        now = _current_fingerprint(ref, spec)
+        if now is not None and now != then:
+            raise ValueError(f"{folder} holds a finished run whose source {name!r} ({ref}) had other weights "
+                             f"(sha256 {then[:12]}… then, {now[:12]}… now); rerun with --force to retrain it on "
+                             "the current sources, or pass another --out")
 
 
 def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, progress) -> RunResult:
