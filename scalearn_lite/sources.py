@@ -1,8 +1,9 @@
 """Stage 1: one seq_bn (Pfeiffer) bottleneck adapter + task head per source task, trained, cached, loaded.
 
-Saved in AdapterHub's own format (`save_adapter(..., with_head=True)`) under
-`data_cache/adapters/<model-id>/<task>/seed<k>/`, plus `scalearn_source.json` (settings, base model),
-`history.csv` and, written last, `metrics.json`. A folder without `metrics.json` is incomplete.
+Saved in AdapterHub's own format (`save_adapter(..., with_head=True, use_safetensors=True)`: adapter.safetensors,
+model_head.safetensors, their JSON configs; no pickle) under `data_cache/adapters/<model-id>/<task>/seed<k>/`, plus
+`scalearn_source.json` (settings: base model, data identity incl. the hub revision), `history.csv` and, written last, `metrics.json`.
+A folder without `metrics.json` is incomplete. Older folders with pytorch_*.bin weights still load.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from . import data as data_mod
+from . import hub
 from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import main_metric
@@ -222,7 +224,7 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
                "seconds": result.seconds,
                "rows": {k: len(v) for k, v in rows.items()}, "precision": precision_used(preset.cpu_precision)}
     with atomic_dir(final) as tmp:
-        net.save_adapter(str(tmp), task.name, with_head=True)
+        net.save_adapter(str(tmp), task.name, with_head=True, use_safetensors=True)
         write_json(tmp / SOURCE_META, {"settings": settings, "hidden_size": net.config.hidden_size,
                                        "num_layers": net.config.num_hidden_layers})
         write_text(tmp / "history.csv", _history_csv(result.history))
@@ -232,7 +234,43 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
 
 # -------------------------------------------------------------------------------------- loading
 def _is_hub_id(ref: str) -> bool:
-    return "/" in ref and not Path(ref).exists() and len(ref.split("/")) == 2 and not ref.startswith((".", "/"))
+    return hub.is_hub_id(ref)
+
+
+# adapters' weight file names: safetensors (what we write) first, then the pickle-based .bin of older folders.
+WEIGHT_FILES = {"adapter": ("adapter.safetensors", "pytorch_adapter.bin"),
+                "head": ("model_head.safetensors", "pytorch_model_head.bin"),
+                "fusion": ("model_adapter_fusion.safetensors", "pytorch_model_adapter_fusion.bin")}
+
+
+def weights_file(folder: Path, kind: str = "adapter") -> Optional[Path]:
+    """The adapter / head / fusion weights file in an adapters folder (safetensors preferred), or None."""
+    return next((Path(folder) / n for n in WEIGHT_FILES[kind] if (Path(folder) / n).is_file()), None)
+
+
+def read_weights(path: Path) -> Dict[str, torch.Tensor]:
+    """A state dict from a .safetensors file, or (older folders) a .bin read with torch.load(weights_only=True)."""
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _check_layer_count(folder: Path, model, name: str) -> None:
+    """An adapter with weights for more layers than the base model has was trained on another base model
+    (adapters would load the first layers and drop the rest without a word)."""
+    import re
+
+    try:
+        keys = read_weights(weights_file(folder, "adapter")).keys()
+    except Exception:  # unreadable weights: adapters' own load reports it (as corrupt)
+        return
+    layers = {int(m.group(1)) for k in keys for m in [re.search(r"\.layer\.(\d+)\.", k)] if m}
+    have = len(encoder_layers(model))
+    if layers and max(layers) >= have:
+        raise ValueError(f"source {name!r} has adapter weights for {max(layers) + 1} layers but the base model has "
+                         f"{have}: it was trained on another base model")
 
 
 def check_adapter_folder(folder: Path, model, name: str) -> None:
@@ -241,10 +279,10 @@ def check_adapter_folder(folder: Path, model, name: str) -> None:
     if not folder.is_dir():
         raise FileNotFoundError(f"source {name!r}: adapter folder {folder} does not exist")
     cfg_path = folder / "adapter_config.json"
-    weights = [folder / "pytorch_adapter.bin", folder / "adapter_model.safetensors"]
-    if not cfg_path.is_file() or not any(w.is_file() for w in weights):
+    if not cfg_path.is_file() or weights_file(folder, "adapter") is None:
         raise ValueError(f"source {name!r}: {folder} is not a complete adapter folder (needs adapter_config.json "
-                         "and pytorch_adapter.bin); it may be corrupt or half-written: delete it and retrain")
+                         "and adapter.safetensors or pytorch_adapter.bin); it may be corrupt or half-written: delete "
+                         "it and retrain")
     meta = read_json(cfg_path)
     if meta.get("hidden_size") not in (None, model.config.hidden_size):
         raise ValueError(f"source {name!r} has hidden size {meta['hidden_size']} but the base model has "
@@ -258,6 +296,8 @@ def check_adapter_folder(folder: Path, model, name: str) -> None:
         if trained_on != base:
             raise ValueError(f"source {name!r} was trained on base model {trained_on!r} but the target uses "
                              f"{base!r}; train the sources on the same base model")
+    if not (folder / SOURCE_META).is_file():
+        _check_layer_count(folder, model, name)  # hub / foreign folders: no metadata names their base model
     config = meta.get("config", {})
     for key, want in _REQUIRED.items():
         if key in config and config[key] != want:
@@ -266,16 +306,18 @@ def check_adapter_folder(folder: Path, model, name: str) -> None:
 
 
 def load_adapter_into(model, ref: Union[str, Path], name: str) -> None:
-    """Load an adapter folder or hub id into `model` as adapter `name` (no head), with checks."""
+    """Load an adapter folder or hub id into `model` as adapter `name` (no head), with checks.
+
+    A hub id is downloaded first (hub.download_adapter) and its folder gets the same seq_bn checks as a local one.
+    """
     ref = str(ref)
-    if _is_hub_id(ref):
-        model.load_adapter(ref, load_as=name, with_head=False)
-        return
-    check_adapter_folder(Path(ref), model, name)
+    folder = hub.download_adapter(ref) if _is_hub_id(ref) else Path(ref)
+    where = f"{folder} (hub adapter {ref})" if _is_hub_id(ref) else ref
+    check_adapter_folder(folder, model, name)
     try:
-        model.load_adapter(ref, load_as=name, with_head=False)
+        model.load_adapter(str(folder), load_as=name, with_head=False, use_safetensors=True)
     except Exception as err:  # adapters' own errors about shapes or files are cryptic
-        raise ValueError(f"source {name!r}: could not load the adapter in {ref} ({err}); the folder may be "
+        raise ValueError(f"source {name!r}: could not load the adapter in {where} ({err}); the folder may be "
                          "corrupt or from another base model") from None
     missing = [l for l, layer in enumerate(encoder_layers(model)) if name not in layer.output.adapters]
     if missing:

@@ -1,7 +1,8 @@
 """Stage 2: transfer to a target task with ScaLearn (four variants) or a baseline, under one API.
 
 Every method gets the same data, base model, sources and budget, and writes one run folder:
-config.json, history.csv, omega.json + omega.pt (ω methods), head/ and, last, metrics.json.
+config.json, history.csv, omega.json + omega.safetensors (ω methods), head/ (safetensors) and, last, metrics.json;
+nothing in it needs pickle to read. Older folders (omega.pt, pytorch_*.bin) still load.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from .metrics import main_metric
 from .models import encoder_layers, load_base, model_id, quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
 from .baselines import rank_by_similarity, soup_selection, soup_weights, task_sentences
-from .sources import (add_task_head, encode_splits, load_adapter_into, load_task_data, resolve_source,
-                      source_weights, train_source, _history_csv)
+from .sources import (add_task_head, encode_splits, load_adapter_into, load_task_data, read_weights, resolve_source,
+                      source_weights, train_source, weights_file, _history_csv)
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
 
@@ -106,6 +107,7 @@ class TransferSpec:
     k_shot: Optional[int] = None
     include_target: bool = True
     source_refs: List[str] = field(default_factory=list)  # resolved folders / hub ids, same order as sources
+    data: dict = field(default_factory=dict)  # the target's data (data.data_identity): hub revision or file sha256s
 
 
 def run_dir(spec: TransferSpec, root="runs") -> Path:
@@ -196,7 +198,9 @@ def train_stage1(target: str, sources: Sequence[str], method: str = "scalearn", 
 def _target_data(spec: TransferSpec, data_dir):
     """The target task (label names resolved) and its rows; fails early for a target without training data."""
     task = data_mod.resolve_labels(get_task(spec.target), data_dir)
-    return task, load_task_data(task, spec.preset, data_dir, spec.k_shot, spec.seed)
+    rows = load_task_data(task, spec.preset, data_dir, spec.k_shot, spec.seed)
+    spec.data = data_mod.data_identity(task, data_dir)  # config.json: which data this run saw
+    return task, rows
 
 
 def stage2_fit_settings(preset: Preset, method: str, k_shot: Optional[int] = None,
@@ -390,17 +394,42 @@ def _write_run(final: Path, spec: TransferSpec, net, result, metrics: dict) -> N
         write_json(tmp / "config.json", _run_config(spec))
         write_text(tmp / "history.csv", _history_csv(result.history))
         if hasattr(net, "scalearn"):
-            torch.save({"omega": net.scalearn.omega.omega.detach().cpu(), "sources": net.scalearn.sources}, tmp / "omega.pt")
+            save_omega(tmp / OMEGA_FILE, net.scalearn.omega.omega, net.scalearn.sources)
             write_json(tmp / "omega.json", omega_json(net))
         if spec.method == "adapterfusion":  # the fusion layers (query, key, value); the sources stay in their folders
-            net.save_adapter_fusion(str(tmp / "fusion"), list(spec.sources))
+            net.save_adapter_fusion(str(tmp / "fusion"), list(spec.sources), use_safetensors=True)
         if spec.method != "finetune":
-            net.save_head(str(tmp / "head"), HEAD)
+            net.save_head(str(tmp / "head"), HEAD, use_safetensors=True)
         write_json(tmp / "metrics.json", metrics)
+
+
+OMEGA_FILE = "omega.safetensors"
+
+
+def save_omega(path: Path, omega: torch.Tensor, sources: List[str]) -> None:
+    """ω as safetensors: one tensor "omega", the source order in the metadata (no pickle)."""
+    from safetensors.torch import save_file
+
+    save_file({"omega": omega.detach().cpu().contiguous()}, str(path), metadata={"sources": json.dumps(sources)})
+
+
+def load_omega(folder: Path) -> dict:
+    """{"omega": tensor, "sources": [...]} from omega.safetensors, or from an older folder's omega.pt."""
+    folder = Path(folder)
+    if (folder / OMEGA_FILE).is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(folder / OMEGA_FILE), framework="pt") as fh:
+            return {"omega": fh.get_tensor("omega"), "sources": json.loads(fh.metadata()["sources"])}
+    if (folder / "omega.pt").is_file():
+        return torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{folder} has neither {OMEGA_FILE} nor omega.pt: the run folder is incomplete")
 
 
 def _run_config(spec: TransferSpec) -> dict:
     return {**asdict(spec), "preset": asdict(spec.preset)}
+
+
 
 
 def _check_same_run(folder: Path, spec: TransferSpec) -> None:
@@ -411,7 +440,8 @@ def _check_same_run(folder: Path, spec: TransferSpec) -> None:
         raise ValueError(f"{folder} has metrics.json but no readable config.json ({err}): the run folder is "
                          f"corrupt; delete it or rerun with --force") from None
     want = json.loads(json.dumps(_run_config(spec)))  # tuples → lists, as read back from JSON
-    diff = sorted(k for k in set(want) | set(saved) if k != "source_refs" and want.get(k) != saved.get(k))
+    skip = {"source_refs"} | ({"data"} if "data" not in saved else set())  # folders written before data was kept
+    diff = sorted(k for k in set(want) | set(saved) if k not in skip and want.get(k) != saved.get(k))
     if diff:
         detail = "; ".join(f"{k}: saved {saved.get(k)!r}, asked {want.get(k)!r}" for k in diff)
         raise ValueError(f"{folder} already holds a finished run with other settings ({detail}); "
@@ -423,8 +453,8 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
     src = train_source(task, spec.preset, data_dir=data_dir, seed=spec.seed, k_shot=spec.k_shot, progress=progress,
                        role="target")
     m = src.metrics
-    net_params = _weights_numel(src.path / "pytorch_adapter.bin")
-    head_params = _weights_numel(src.path / "pytorch_model_head.bin")
+    net_params = _weights_numel(weights_file(src.path, "adapter"))
+    head_params = _weights_numel(weights_file(src.path, "head"))
     metrics = {"target": task.name, "method": "adapter", "seed": spec.seed, "k_shot": spec.k_shot,
                "sources": [task.name], "metric": m["metric"], "test": m["test"], "validation": m["validation"],
                "test_metric": m["test"][m["metric"]], "validation_metric": m["validation"].get(m["metric"]),
@@ -439,8 +469,7 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
 
 
 def _weights_numel(path: Path) -> int:
-    weights = torch.load(path, map_location="cpu", weights_only=True)
-    return sum(v.numel() for v in weights.values())
+    return sum(v.numel() for v in read_weights(path).values())
 
 
 RELOADABLE = OMEGA_METHODS + ("average", "adapterfusion")
@@ -460,7 +489,7 @@ def load_run(folder) -> tuple:
         _load_fusion(net, folder, cfg)
     else:
         _load_omega(net, folder, cfg)
-    net.load_head(str(folder / "head"), load_as=HEAD)
+    net.load_head(str(folder / "head"), load_as=HEAD, use_safetensors=True)
     net.eval()
     return net, tokenizer, get_task(cfg["target"]), cfg
 
@@ -468,9 +497,9 @@ def load_run(folder) -> tuple:
 def _load_omega(net, folder: Path, cfg: dict) -> None:
     variant = VARIANTS.get(cfg["method"], ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
     sl = build_scalearn(net, cfg["sources"], cfg["source_refs"], variant)
-    saved = torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
+    saved = load_omega(folder)
     if saved["sources"] != sl.sources or saved["omega"].shape != sl.omega.omega.shape:
-        raise ValueError(f"{folder}/omega.pt does not match its config (sources {saved['sources']}, "
+        raise ValueError(f"{folder}: ω does not match its config (sources {saved['sources']}, "
                          f"shape {tuple(saved['omega'].shape)}): the run folder is corrupt")
     sl.set_omega(saved["omega"])
 
@@ -480,7 +509,7 @@ def _load_fusion(net, folder: Path, cfg: dict) -> None:
         raise FileNotFoundError(f"{folder} has no fusion/ folder: it was written before fusion weights were saved; "
                                 f"rerun it with --force")
     fuse = _fuse_sources(net, cfg["sources"], cfg["source_refs"])
-    net.load_adapter_fusion(str(folder / "fusion"), with_head=False)  # (returns None on *AdapterModel in 1.3.0)
+    net.load_adapter_fusion(str(folder / "fusion"), with_head=False, use_safetensors=True)  # (None in 1.3.0)
     want = ",".join(cfg["sources"])
     if want not in net.adapters_config.fusions:
         raise ValueError(f"{folder}/fusion holds a fusion of {sorted(net.adapters_config.fusions)}, but the run's "
