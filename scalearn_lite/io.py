@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Tuple
 
 
 def _umask() -> int:
@@ -53,9 +53,51 @@ def read_json(path) -> dict:
         raise ValueError(f"{path} is corrupt ({err}); delete its folder and rerun to recreate it") from None
 
 
+def process_info() -> Tuple[int, int]:
+    """(this process's index, number of processes): accelerate's state once an Accelerator exists, else the
+    RANK / WORLD_SIZE that torchrun and `accelerate launch` set; (0, 1) in a plain single process."""
+    try:
+        from accelerate.state import PartialState
+
+        if PartialState._shared_state != {}:  # an Accelerator / PartialState was created in this process
+            state = PartialState()
+            return state.process_index, state.num_processes
+    except ImportError:
+        pass
+    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def is_main_process() -> bool:
+    return process_info()[0] == 0
+
+
+def wait_for_everyone() -> None:
+    """A barrier across processes (no-op in a single process)."""
+    if process_info()[1] > 1:
+        from accelerate.state import PartialState
+
+        PartialState().wait_for_everyone()
+
+
 @contextlib.contextmanager
 def atomic_dir(final) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces `final` in one rename, on error it is removed."""
+    """Yield a temporary sibling folder; on success it replaces `final` in one rename, on error it is removed.
+
+    Under several processes (accelerate launch, torchrun) only the main one writes `final`: the others get a
+    throwaway folder, and every process waits until `final` is in place before going on.
+    """
+    if not is_main_process():
+        with tempfile.TemporaryDirectory(prefix=".scalearn-not-main-") as scratch:
+            yield Path(scratch)
+        wait_for_everyone()
+        return
+    with _atomic_dir(final) as tmp:
+        yield tmp
+    wait_for_everyone()
+
+
+@contextlib.contextmanager
+def _atomic_dir(final) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))

@@ -153,18 +153,27 @@ def _prepare(target: str, sources: Sequence[str], method: str, preset: Union[str
 def fit_transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
                  *, seed: int = 0, k_shot: Optional[int] = None, data_dir=None, include_target: bool = True,
                  model: Optional[str] = None, max_steps: Optional[int] = None,
-                 progress: bool = True) -> TrainedTransfer:
+                 progress: bool = True, report_to=None, logging_dir=None) -> TrainedTransfer:
     """Train one transfer model and keep it in memory (transfer() is this plus the run folder).
 
     Use it when you need the live network, e.g. AdapterFusion's attention scores, which a run folder
-    does not keep. `max_steps` caps the optimiser steps (None: the preset's budget).
+    does not keep. `max_steps` caps the optimiser steps (None: the preset's budget). `report_to`: as transfer().
     """
     spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model)
     if method == "adapter":
         raise ValueError("method 'adapter' trains nothing in stage 2 (it is the target's stage-1 adapter); "
                          "use transfer(..., method='adapter') or sources.train_source()")
+    tracking = _tracking(spec, report_to, logging_dir)
     task, rows = _target_data(spec, data_dir)
-    return _fit(spec, task, rows, names_in, data_dir, max_steps, progress)
+    return _fit(spec, task, rows, names_in, data_dir, max_steps, progress, tracking)
+
+
+def _tracking(spec: "TransferSpec", report_to, logging_dir) -> dict:
+    """FitConfig's tracker fields for a run (checked before any training); the run name mirrors run_dir."""
+    from .tracking import check_trackers
+
+    return {"report_to": check_trackers(report_to), "logging_dir": logging_dir,
+            "run_name": str(run_dir(spec, root="."))}
 
 
 def own_adapter_seed(preset: Preset, seed: int) -> int:
@@ -228,7 +237,7 @@ def stage2_fit_settings(preset: Preset, method: str, k_shot: Optional[int] = Non
 
 
 def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, max_steps: Optional[int],
-         progress: bool) -> TrainedTransfer:
+         progress: bool, tracking: Optional[dict] = None) -> TrainedTransfer:
     preset, method, seed, k_shot = spec.preset, spec.method, spec.seed, spec.k_shot
     spec.source_refs = _stage1_refs(names_in, task, preset, seed, k_shot, data_dir, progress)
     set_seed(seed)
@@ -240,7 +249,8 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
     params = _trainable(net, method)
     cfg = FitConfig(batch_size=preset.batch_size, eval_batch_size=preset.eval_batch_size,
                     warmup_ratio=preset.warmup_ratio, seed=seed, progress=progress, desc=f"{method} → {task.name}",
-                    cpu_precision=preset.cpu_precision, **stage2_fit_settings(preset, method, k_shot, max_steps))
+                    cpu_precision=preset.cpu_precision, **stage2_fit_settings(preset, method, k_shot, max_steps),
+                    **(tracking or {}))
     start = time.perf_counter()
     result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
                  extra_loss=extra, on_epoch=lambda: _omega_snapshot(net))
@@ -253,9 +263,16 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
 
 def transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu", *,
              seed: int = 0, k_shot: Optional[int] = None, data_dir=None, out=None, include_target: bool = True,
-             model: Optional[str] = None, progress: bool = True, force: bool = False) -> RunResult:
-    """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`."""
+             model: Optional[str] = None, progress: bool = True, force: bool = False, report_to=None,
+             logging_dir=None) -> RunResult:
+    """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`.
+
+    `report_to`: accelerate trackers ("tensorboard", "wandb", ... or GeneralTracker objects) that get the stage-2
+    losses, metrics and ω per layer × source while it trains; TensorBoard writes under `logging_dir`
+    (default runs/tensorboard)/<model>/<target>/<method>/seed<k>.
+    """
     spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model)
+    tracking = _tracking(spec, report_to, logging_dir)
     final = Path(out) if out is not None else run_dir(spec)
     if not force and (final / "metrics.json").is_file():
         _check_same_run(final, spec)
@@ -263,7 +280,7 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
     task, rows = _target_data(spec, data_dir)
     if method == "adapter":
         return _adapter_baseline(task, spec, final, data_dir, progress)
-    run = _fit(spec, task, rows, names_in, data_dir, None, progress)
+    run = _fit(spec, task, rows, names_in, data_dir, None, progress, tracking)
     metrics = run.metrics()
     _write_run(final, spec, run.net, run.result, metrics)
     return RunResult(final, metrics)
