@@ -204,6 +204,14 @@ def train_stage1(target: str, sources: Sequence[str], method: str = "scalearn", 
     _stage1_refs(names_in, get_task(spec.target), spec.preset, seed, k_shot, data_dir, progress)
 
 
+def _data_identity(target: str, data_dir) -> dict:
+    """data.data_identity of a target, or {} where its data cannot be found here."""
+    try:
+        return data_mod.data_identity(target, data_dir)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
 def _target_data(spec: TransferSpec, data_dir):
     """The target task (label names resolved) and its rows; fails early for a target without training data."""
     task = data_mod.resolve_labels(get_task(spec.target), data_dir)
@@ -275,6 +283,7 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
     tracking = _tracking(spec, report_to, logging_dir)
     final = Path(out) if out is not None else run_dir(spec)
     if not force and (final / "metrics.json").is_file():
+        spec.data = _data_identity(spec.target, data_dir)  # a finished folder is reused only for the same data
         _check_same_run(final, spec)
         return RunResult(final, read_json(final / "metrics.json"))
     task, rows = _target_data(spec, data_dir)
@@ -457,7 +466,8 @@ def _check_same_run(folder: Path, spec: TransferSpec) -> None:
         raise ValueError(f"{folder} has metrics.json but no readable config.json ({err}): the run folder is "
                          f"corrupt; delete it or rerun with --force") from None
     want = json.loads(json.dumps(_run_config(spec)))  # tuples → lists, as read back from JSON
-    skip = {"source_refs"} | ({"data"} if "data" not in saved else set())  # folders written before data was kept
+    # data is compared when both sides know it (folders written before it was kept, or no data here to hash: not)
+    skip = {"source_refs"} | ({"data"} if not (saved.get("data") and want.get("data")) else set())
     diff = sorted(k for k in set(want) | set(saved) if k not in skip and want.get(k) != saved.get(k))
     if diff:
         detail = "; ".join(f"{k}: saved {saved.get(k)!r}, asked {want.get(k)!r}" for k in diff)

@@ -49,8 +49,14 @@ def _logits(net, tok, task, data_dir):
     return predict(net, task, encode(task, rows, tok, TINY.max_length), tok, head=tr.HEAD)[0]
 
 
-def test_a_run_folder_needs_no_pickle_and_an_old_format_folder_still_loads(data_dir, tmp_path):
+def test_a_run_folder_needs_no_pickle_and_an_old_format_folder_still_loads(data_dir, tmp_path, monkeypatch):
     res = tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run", progress=False)
+    again = tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run", progress=False)
+    assert again.metrics == res.metrics  # same data: the finished folder is reused
+    with monkeypatch.context() as m:  # another copy of the data (other file contents): not the same run
+        m.setattr(data_mod, "data_identity", lambda *a, **k: {"local": {"train": {"sha256": "0" * 64}}})
+        with pytest.raises(ValueError, match="other settings \\(data: saved"):
+            tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run", progress=False)
     files = [p for p in res.path.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in (".pt", ".bin", ".pkl")], files
     assert {"omega.safetensors", "omega.json", "model_head.safetensors"} <= {p.name for p in files}
