@@ -129,7 +129,7 @@ sources_table[[c for c in ("metric", "test", "validation", "steps", "seconds") i
 # ## Step 2 — transfer: learn ω on the target
 #
 # `course.run` calls `scalearn_lite.transfer.transfer(...)` and writes a run folder (`metrics.json`, `omega.json`,
-# `omega.pt`, `history.csv`, the head). A finished folder is reused, so re-running the cell is instant.
+# `omega.safetensors`, `history.csv`, the head). A finished folder is reused, so re-running the cell is instant.
 
 # %%
 res = course.run(TARGET, SOURCES, "scalearn", PRESET, seed=SEED)
@@ -153,17 +153,20 @@ viz.omega_heatmap(frame, title=f"ScaLearn ω → {TARGET}");
 # %% [markdown]
 # ## Open the hood
 #
-# The heatmap is built from `omega.json`. Recompute it from the raw parameter in `omega.pt` with plain torch: ω of
+# The heatmap is built from `omega.json`. Recompute it from the raw parameter in `omega.safetensors` with plain torch: ω of
 # ScaLearn is one tensor of shape $(L, S, d)$, the heatmap is its mean over the last axis, and its size is the
 # number of transfer parameters $L \cdot S \cdot d$.
 
 # %%
+import json
 import torch
+from safetensors import safe_open
 
-saved = torch.load(res.path / "omega.pt", weights_only=True)
-omega = saved["omega"]  # (L, S, d): layers × sources × hidden units
+with safe_open(str(res.path / "omega.safetensors"), framework="pt") as fh:  # plain tensors: no pickle
+    omega = fh.get_tensor("omega")  # (L, S, d): layers × sources × hidden units
+    sources = json.loads(fh.metadata()["sources"])
 L, S, d = omega.shape
-assert saved["sources"] == list(frame.columns)
+assert sources == list(frame.columns)
 assert torch.allclose(omega.mean(dim=-1), torch.tensor(frame.values, dtype=omega.dtype), atol=1e-6)
 assert omega.numel() == L * S * d == m["transfer_params"]
 print(f"ω: {L} layers × {S} sources × {d} units = {omega.numel():,} parameters; heatmap = mean over units ✓")

@@ -141,7 +141,7 @@ viz.efficiency_plot(results);
 # ## Open the hood
 #
 # Reload the saved ScaLearn run (`load_run` rebuilds the base model, the frozen source bank and ω from
-# `omega.pt`) and recompute its test accuracy with a plain torch loop: save → reload must reproduce the score in
+# `omega.safetensors`) and recompute its test accuracy with a plain torch loop: save → reload must reproduce the score in
 # `metrics.json` exactly.
 
 # %%
@@ -175,16 +175,17 @@ print(f"reloaded ScaLearn: test accuracy {100 * accuracy:.2f} = metrics.json {10
 # $$ h = \mathrm{LN}(f + x), \qquad \mathrm{out}_l = \mathrm{LN}\Big(\sum_i \omega_i^l \odot A_i^l(h) + f + x\Big),
 # \qquad A_i(h) = W^{\text{up}}_i\,\mathrm{ReLU}(W^{\text{down}}_i h + b^{\text{down}}_i) + b^{\text{up}}_i $$
 #
-# in plain torch, one adapter at a time, from the ω saved in `omega.pt` and each source adapter's own saved
+# in plain torch, one adapter at a time, from the ω saved in `omega.safetensors` and each source adapter's own saved
 # weights (read from its folder into a fresh base model), not from the model's batched source bank.
 
 # %%
 import torch.nn.functional as F
 from scalearn_lite.models import encoder_layers, load_base
+from safetensors.torch import load_file
 from scalearn_lite.sources import source_weights
 
 LAYER = net.config.num_hidden_layers - 1
-omega = torch.load(f"{row.path}/omega.pt", weights_only=True)["omega"][LAYER]  # (S, d): saved ω of this layer
+omega = load_file(f"{row.path}/omega.safetensors")["omega"][LAYER]  # (S, d): saved ω of this layer
 fresh, _ = load_base(get_preset(PRESET).model, get_preset(PRESET).num_layers)  # to read the source folders into
 adapters = [source_weights(fresh, ref, name)[LAYER] for name, ref in zip(cfg["sources"], cfg["source_refs"])]
 block, seen = encoder_layers(net)[LAYER].output, {}

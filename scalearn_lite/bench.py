@@ -78,6 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "adapter-part comparisons (default 8 if in --sources, else the largest)")
     p.add_argument("--seed", type=int, default=0, help="seed for inputs, heads and source weights (default 0)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--random-weights", action="store_true", help="random weights at the model's shapes instead of "
+                   "its trained ones (no download: roberta-base's shapes are built in); times and memory do not "
+                   "depend on the weights' values")
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Setup:
     repeats: int
     warmup: int
     seed: int = 0
+    random_weights: bool = False  # random init at the model's shapes (offline GPU check: roberta-base, no download)
 
     @property
     def amp(self) -> Optional[torch.dtype]:
@@ -124,7 +128,7 @@ def _setup(args) -> Setup:
     if batch < 1 or seq < 2:
         raise ValueError(f"--batch-size must be >= 1 and --seq-len >= 2, got {batch} and {seq}")
     return Setup(preset.model, preset.num_layers, batch, seq, device, sources, compare, args.repeats,
-                 max(1, args.warmup), args.seed)
+                 max(1, args.warmup), args.seed, getattr(args, "random_weights", False))
 
 
 # --------------------------------------------------------------------------------- configurations
@@ -478,7 +482,7 @@ def print_report(res: dict) -> None:
 def _describe(setup: Setup, config) -> dict:
     cuda = setup.device.type == "cuda"
     return {
-        "model": setup.model, "model_id": model_id(setup.model, setup.num_layers),
+        "model": setup.model, "model_id": model_id(setup.model, setup.num_layers), "random_weights": setup.random_weights,
         "num_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
         "rank": max(1, config.hidden_size // 16), "batch_size": setup.batch_size, "seq_len": setup.seq_len,
         "repeats": setup.repeats, "warmup": setup.warmup, "sources": setup.sources, "compare_sources": setup.compare,
@@ -495,10 +499,32 @@ def _describe(setup: Setup, config) -> dict:
     }
 
 
+# Shapes of models whose config need not be downloaded for a random-weights benchmark (hidden, layers).
+BUILT_IN_SHAPES = {"roberta-base": (768, 12)}
+
+
+def random_base(model: str, num_layers: Optional[int], seed: int = 0):
+    """A randomly initialised AdapterModel at `model`'s shapes: built-in for roberta-base (no download), else read
+    from the model's config (a local folder or the embedded model)."""
+    from .models import from_config, load_config
+    from .params import synthetic_config
+
+    torch.manual_seed(seed)
+    if model in BUILT_IN_SHAPES:
+        hidden, layers = BUILT_IN_SHAPES[model]
+        config = synthetic_config(hidden, num_layers or layers)  # roberta-base: vocabulary 50265, 514 positions
+    else:
+        config = load_config(model, num_layers)
+    base = from_config(config)
+    base.scalearn_base = f"random-{model_id(model, num_layers)}"
+    return base
+
+
 def benchmark(setup: Setup, progress: Callable[[str], None] = print) -> dict:
     """Run every measurement and return the full result (what --json writes)."""
     start, load_start = time.perf_counter(), _load()
-    base, _ = load_base(setup.model, setup.num_layers)
+    base = random_base(setup.model, setup.num_layers, setup.seed) if setup.random_weights else \
+        load_base(setup.model, setup.num_layers)[0]
     config = base.config
     batch = random_batch(config, setup)
     trials = build_trials(base, setup)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -61,6 +62,8 @@ def cmd_train_source(args) -> int:
                        k_shot=args.k_shot, out=args.out, force=args.force, progress=not args.quiet,
                        role="target" if args.k_shot else args.role)
     m = res.metrics
+    if not _main_process():
+        return 0
     test = (f"test {m['metric']} = {100 * m['test'][m['metric']]:.2f}" if m["test"] else
             "no test split (a dev-only task: its dev file was split 90/10, usable as a source only)")
     print(f"{'cached ' if res.cached else ''}adapter for {m['task']} on {m['base']}: {test}  (validation "
@@ -74,9 +77,11 @@ def cmd_transfer(args) -> int:
     res = transfer(args.target, args.sources.split(",") if args.sources else [], args.method, preset_of(args),
                    seed=args.seed, k_shot=args.k_shot, data_dir=args.data_dir, out=args.out,
                    include_target=not args.exclude_target, model=args.model, progress=not args.quiet,
-                   force=args.force)
+                   force=args.force, report_to=args.report_to, logging_dir=args.logging_dir)
     m = res.metrics
     rows = m.get("rows", {})
+    if not _main_process():  # under accelerate launch / torchrun: one line, from the process that wrote the folder
+        return 0
     took = (f"reused: finished earlier in {m['wall_seconds']:.0f} s, nothing trained now (--force to rerun)"
             if res.reused else f"{m['wall_seconds']:.0f} s")
     print(f"{METHOD_NAMES[m['method']]} → {m['target']} (sources {', '.join(m['sources']) or '-'}): "
@@ -176,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default runs/<model>/<target>/<method>/<sources>-<hash>"
                    "/seed<k>/, one per source set)")
     p.add_argument("--force", action="store_true", help="rerun even if the run folder is finished")
+    p.add_argument("--report-to", default=None, help="comma-separated accelerate trackers that get losses, metrics and "
+                   "ω per layer × source while stage 2 trains: tensorboard, wandb, mlflow, ... or all (installed "
+                   "ones); history.csv is written either way")
+    p.add_argument("--logging-dir", default=None, help="where local trackers write (default runs/tensorboard; "
+                   "TensorBoard: <dir>/<model>/<target>/<method>/seed<k>)")
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("params", help="transfer parameters per method, counted from instantiated modules")
@@ -204,8 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _main_process() -> bool:
+    from .io import is_main_process
+
+    return is_main_process()
+
+
+def _warn_single_process_launch() -> None:
+    """`accelerate launch --cpu --num_processes N` (N > 1) starts ONE process in accelerate 1.x (several CPU
+    processes need MPI there); it only sets MASTER_ADDR. Say so instead of silently training alone."""
+    env = os.environ
+    if env.get("ACCELERATE_USE_CPU", "").lower() == "true" and env.get("MASTER_ADDR") and "WORLD_SIZE" not in env \
+            and not any(k in env for k in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")):
+        print("scalearn-lite: note: `accelerate launch --cpu` started one process; for N CPU processes use "
+              "`accelerate launch --multi_gpu --num_processes N -m scalearn_lite ...` on a machine without GPUs "
+              "(it then runs N CPU processes over gloo) or `torchrun --nproc_per_node N -m scalearn_lite ...`",
+              file=sys.stderr)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    _warn_single_process_launch()
     try:
         return args.func(args)
     except KeyboardInterrupt:

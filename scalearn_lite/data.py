@@ -190,7 +190,7 @@ def data_identity(task, data_dir=None, source: str = "auto") -> Dict[str, Any]:
     task = get_task(task)
     kind, root = _choose_source(task, data_dir, source)
     if kind == "hub":
-        return {"hub": task.hub_path, "config": task.hub_config, "revision": getattr(task, "hub_revision", None)}
+        return {"hub": task.hub_path, "config": task.hub_config, "revision": task.hub_revision}
     files = {}
     for split, path in sorted(local_paths(task, root).items()):
         if path.is_file():
@@ -500,7 +500,8 @@ def load_hub(task) -> Dict[str, Rows]:
     import datasets
 
     try:
-        dd = datasets.load_dataset(task.hub_path, task.hub_config, cache_dir=str(cache_dir() / "hf"))
+        dd = datasets.load_dataset(task.hub_path, task.hub_config, revision=task.hub_revision,
+                                   cache_dir=str(cache_dir() / "hf"))
     except Exception as err:  # network, auth and cache errors all mean "no hub data here"
         raise ConnectionError(f"cannot load {where} from the hub: {err}. {_HOW_TO_GET_DATA}") from err
     return {ours: dd[theirs].to_list() for ours, theirs in task.hub_splits.items() if theirs in dd}

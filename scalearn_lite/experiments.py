@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import data as data_mod
 from .cli import add_cpu_precision, preset_of
+from .hub import HUB_CAVEAT, SOURCE_SPECS, hub_adapter_id, is_hub_id
 from .io import write_text
 from .provenance import git_revision, machine
 from .tasks import get_task, list_tasks
@@ -30,9 +31,6 @@ DEMO_SOURCES = ("sst2", "stsb", "qnli", "mrpc", "rte")
 DEMO_TARGET_CANDIDATES = ("mrpc", "stsb", "rte", "cb")
 DEMO_TARGETS = ("stsb", "rte")  # largest validation gain of a ScaLearn variant over Adapter among the candidates
 DEMO_METHODS = OMEGA_METHODS + ("adapter", "adapterfusion", "average", "head_only")
-# AdapterHub's published roberta-base Pfeiffer adapters (same architecture as our stage 1).
-HUB_ADAPTERS = {"cola": "cola", "sst2": "sst", "mrpc": "mrpc", "stsb": "sts_b", "qnli": "qnli", "rte": "rte",
-                "mnli": "mnli", "qqp": "qqp"}
 PAPER_AVERAGES = {"glue": {"finetune": 83.93, "adapter": 83.83, "adapterfusion": 85.01, "scalearn": 85.36,
                            "scalearn_uniform": 85.02, "scalearn_pp": 85.35, "scalearn_uniform_pp": 85.14},
                   "superglue": {"finetune": 71.74, "adapter": 73.19, "adapterfusion": 73.60, "scalearn": 75.55,
@@ -46,14 +44,6 @@ class Job:
     method: str
     seed: int
     include_target: bool = True
-
-
-def hub_adapter_id(task: str) -> str:
-    """AdapterHub's roberta-base Pfeiffer adapter for a GLUE task."""
-    if task not in HUB_ADAPTERS:
-        raise ValueError(f"AdapterHub publishes no roberta-base Pfeiffer adapter for {task!r} in our list "
-                         f"({', '.join(HUB_ADAPTERS)}); train it with stage 1 instead")
-    return f"AdapterHub/roberta-base-{HUB_ADAPTERS[task]}_pfeiffer"
 
 
 def _job_folder(job: Job, out: Path) -> Path:
@@ -338,7 +328,9 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
     p.add_argument("--targets", default=None, help="comma-separated targets (default: every task with training data)")
     p.add_argument("--sources", default=None, help="comma-separated sources (default: every task of the benchmark with "
-                   "data, dev-only ones included), or 'hub' for AdapterHub's roberta-base Pfeiffer adapters")
+                   "data, dev-only ones included), or 'hub' (= 'hub-pfeiffer') / 'hub-pf' for AdapterHub's roberta-base "
+                   "Pfeiffer / pf adapters (selected by their authors on the official dev split, our test split: "
+                   "optimistic scores)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods (default: all)")
     p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
     p.add_argument("--out", default=None, help="output folder (default runs/reproduce/<benchmark>-<preset>)")
@@ -373,6 +365,8 @@ def source_notes(sources: Sequence[str], data_dir=None) -> str:
     for name in sources:
         if _is_task(name) and not data_mod.has_train(name, data_dir):
             notes.append(f"{name} (dev only here: its adapter trains on 90% of the dev file; never a target)")
+        elif is_hub_id(name):
+            notes.append(f"{name} ({HUB_CAVEAT})")
         else:
             notes.append(name)
     return ", ".join(notes)
@@ -423,21 +417,23 @@ def run_reproduce(args) -> int:
     methods = _csv(args.methods)
     if not targets:
         raise FileNotFoundError(f"no {args.benchmark} task has training data here; pass --data-dir or go online")
-    hub = args.sources == "hub"
+    hub_set = SOURCE_SPECS.get(args.sources or "")
+    hub = hub_set is not None
     if args.sources and not hub:
         sources = in_benchmark(_csv(args.sources), args.benchmark, strict=False)
     else:
         sources = avail["sources"]
     jobs = []
     for t in targets:
-        srcs = [hub_adapter_id(n) for n in sources if n != t] + [hub_adapter_id(t)] if hub else sources
+        srcs = [hub_adapter_id(n, hub_set) for n in sources if n != t] + [hub_adapter_id(t, hub_set)] if hub else sources
         jobs += [Job(t, srcs, m, s, not hub) for s in range(args.seeds) for m in methods]
     print(f"reproduce {args.benchmark}: {len(targets)} targets × {len(methods)} methods × {args.seeds} seeds = "
           f"{len(jobs)} runs; finished run folders in {out} are reused")
     runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet, workers=args.jobs)
     summary = summarize(runs)
     table = paper_table(summary, targets, methods, constant_scores(targets, preset, args.data_dir))
-    described = "AdapterHub's roberta-base Pfeiffer adapters" if hub else source_notes(sources, args.data_dir)
+    described = (f"AdapterHub's roberta-base {hub_set!r} set ({HUB_CAVEAT})" if hub
+                 else source_notes(sources, args.data_dir))
     header = (f"# reproduce {args.benchmark} ({preset.name} preset)\n\n`{_reproduce_command(args, targets)}` · "
               f"sources: {described} (each target's own adapter included) · test = official dev split, scores in % · "
               f"machine: {machine()}, {precision_used(preset.cpu_precision)} · git {git_revision()} · "

@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Tuple
 
 try:
     import fcntl
@@ -62,6 +62,32 @@ def read_json(path) -> dict:
             return json.load(fh)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is corrupt ({err}); delete its folder and rerun to recreate it") from None
+
+
+def process_info() -> Tuple[int, int]:
+    """(this process's index, number of processes): accelerate's state once an Accelerator exists, else the
+    RANK / WORLD_SIZE that torchrun and `accelerate launch` set; (0, 1) in a plain single process."""
+    try:
+        from accelerate.state import PartialState
+
+        if PartialState._shared_state != {}:  # an Accelerator / PartialState was created in this process
+            state = PartialState()
+            return state.process_index, state.num_processes
+    except ImportError:
+        pass
+    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def is_main_process() -> bool:
+    return process_info()[0] == 0
+
+
+def wait_for_everyone() -> None:
+    """A barrier across processes (no-op in a single process)."""
+    if process_info()[1] > 1:
+        from accelerate.state import PartialState
+
+        PartialState().wait_for_everyone()
 
 
 def check_writable(final, what: str = "output folder") -> None:
@@ -119,10 +145,14 @@ def _acquire(path: Path, what: str, final: Path) -> int:
 @contextlib.contextmanager
 def folder_lock(final, what: str = "folder") -> Iterator[None]:
     """Hold the exclusive right to write the folder `final` (lock file `.<name>.lock` beside it, removed on
-    release). Another process holding it: wait for it. Re-entrant within one process."""
+    release). Another process holding it: wait for it. Re-entrant within one process.
+
+    Under several processes of one job (accelerate launch, torchrun) only the main process takes the lock: the
+    others write nothing (see atomic_dir), and making them wait for it would deadlock them against the main
+    process, which waits for them in every collective."""
     final = Path(final).absolute()
     key = str(final)
-    if fcntl is None or key in _HELD:
+    if fcntl is None or key in _HELD or not is_main_process():
         _HELD[key] = _HELD.get(key, 0) + 1
         try:
             yield
@@ -177,7 +207,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(final) -> Iterator[Path]:
+def _atomic_dir(final) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `final` in one rename, on error it is removed.
 
     Holds `folder_lock(final)` meanwhile, and first removes temporary folders a killed writer of `final` left.
@@ -193,3 +223,20 @@ def atomic_dir(final) -> Iterator[Path]:
             _swap_in(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful swap
+
+
+@contextlib.contextmanager
+def atomic_dir(final) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces `final` in one rename, on error it is removed.
+
+    Under several processes (accelerate launch, torchrun) only the main one writes `final`: the others get a
+    throwaway folder, and every process waits until `final` is in place before going on.
+    """
+    if not is_main_process():
+        with tempfile.TemporaryDirectory(prefix=".scalearn-not-main-") as scratch:
+            yield Path(scratch)
+        wait_for_everyone()
+        return
+    with _atomic_dir(final) as tmp:
+        yield tmp
+    wait_for_everyone()

@@ -1,9 +1,11 @@
 """Stage 1: one seq_bn (Pfeiffer) bottleneck adapter + task head per source task, trained, cached, loaded.
 
-Saved in AdapterHub's own format (`save_adapter(..., with_head=True)`) under
-`data_cache/adapters/<model-id>/<task>/seed<k>/`, plus `scalearn_source.json` (settings with a fingerprint
-of the data, base model, sha256 of each adapter/head file), `history.csv` and, written last, `metrics.json`.
-A folder without `metrics.json` is incomplete; one whose files no longer match their sha256 is corrupt.
+Saved in AdapterHub's own format (`save_adapter(..., with_head=True, use_safetensors=True)`: adapter.safetensors,
+model_head.safetensors, their JSON configs; no pickle) under `data_cache/adapters/<model-id>/<task>/seed<k>/`, plus
+`scalearn_source.json` (settings with the data's identity incl. a hub revision, base model, sha256 of each
+adapter/head file), `history.csv` and, written last, `metrics.json`. A folder without `metrics.json` is
+incomplete; one whose files no longer match their sha256 is corrupt. Older folders with pytorch_*.bin weights
+still load.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from . import data as data_mod
+from . import hub
 from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import main_metric
@@ -130,8 +133,25 @@ def is_complete(folder: Path) -> bool:
 
 
 # ------------------------------------------------------------------------ integrity, fingerprints
-_WEIGHTS = ("pytorch_adapter.bin", "adapter_model.safetensors")
-_RECORDED = ("adapter_config.json", *_WEIGHTS, "head_config.json", "pytorch_model_head.bin", "head_model.safetensors")
+# adapters' weight file names: safetensors (what we write) first, then the pickle-based .bin of older folders.
+WEIGHT_FILES = {"adapter": ("adapter.safetensors", "pytorch_adapter.bin"),
+                "head": ("model_head.safetensors", "pytorch_model_head.bin"),
+                "fusion": ("model_adapter_fusion.safetensors", "pytorch_model_adapter_fusion.bin")}
+_RECORDED = ("adapter_config.json", *WEIGHT_FILES["adapter"], "head_config.json", *WEIGHT_FILES["head"])
+
+
+def weights_file(folder: Path, kind: str = "adapter") -> Optional[Path]:
+    """The adapter / head / fusion weights file in an adapters folder (safetensors preferred), or None."""
+    return next((Path(folder) / n for n in WEIGHT_FILES[kind] if (Path(folder) / n).is_file()), None)
+
+
+def read_weights(path: Path) -> Dict[str, torch.Tensor]:
+    """A state dict from a .safetensors file, or (older folders) a .bin read with torch.load(weights_only=True)."""
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _sha256(path: Path) -> str:
@@ -185,10 +205,10 @@ def _reusable(folder: Path, settings: dict) -> bool:
 
 
 def _weights_file(folder: Path) -> Path:
-    for name in _WEIGHTS:
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(f"{folder} has no adapter weights ({' or '.join(_WEIGHTS)})")
+    path = weights_file(folder, "adapter")
+    if path is None:
+        raise FileNotFoundError(f"{folder} has no adapter weights ({' or '.join(WEIGHT_FILES['adapter'])})")
+    return path
 
 
 def weights_fingerprint(folder) -> str:
@@ -313,7 +333,7 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
                "seconds": result.seconds,
                "rows": {k: len(v) for k, v in rows.items()}, "precision": precision_used(preset.cpu_precision)}
     with atomic_dir(final) as tmp:
-        net.save_adapter(str(tmp), task.name, with_head=True)
+        net.save_adapter(str(tmp), task.name, with_head=True, use_safetensors=True)
         write_json(tmp / SOURCE_META, {"settings": settings, "hidden_size": net.config.hidden_size,
                                        "num_layers": net.config.num_hidden_layers, "files": _file_record(tmp)})
         write_text(tmp / "history.csv", _history_csv(result.history))
@@ -322,11 +342,8 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
 
 
 # -------------------------------------------------------------------------------------- loading
-_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")  # owner/name, as the hub allows
-
-
 def _is_hub_id(ref: str) -> bool:
-    return bool(_HUB_ID.fullmatch(ref)) and not Path(ref).exists()
+    return hub.is_hub_id(ref)
 
 
 def check_adapter_folder(folder: Path, model, name: str) -> None:
@@ -372,10 +389,10 @@ def check_adapter_files(folder: Path, config, base: Optional[str], name: str) ->
     if not folder.is_dir():
         raise FileNotFoundError(f"source {name!r}: adapter folder {folder} does not exist")
     cfg_path = folder / "adapter_config.json"
-    weights = [folder / "pytorch_adapter.bin", folder / "adapter_model.safetensors"]
-    if not cfg_path.is_file() or not any(w.is_file() for w in weights):
+    if not cfg_path.is_file() or weights_file(folder, "adapter") is None:
         raise ValueError(f"source {name!r}: {folder} is not a complete adapter folder (needs adapter_config.json "
-                         "and pytorch_adapter.bin); it may be corrupt or half-written: delete it and retrain")
+                         "and adapter.safetensors or pytorch_adapter.bin); it may be corrupt or half-written: delete "
+                         "it and retrain")
     _check_adapter_config(read_json(cfg_path), config, name)
     meta = read_json(folder / SOURCE_META) if (folder / SOURCE_META).is_file() else None
     if meta is not None and base is not None:
@@ -421,16 +438,18 @@ def check_sources(refs, preset: Preset, data_dir=None) -> None:
 
 
 def load_adapter_into(model, ref: Union[str, Path], name: str) -> None:
-    """Load an adapter folder or hub id into `model` as adapter `name` (no head), with checks."""
+    """Load an adapter folder or hub id into `model` as adapter `name` (no head), with checks.
+
+    A hub id is downloaded first (hub.download_adapter) and its folder gets the same seq_bn checks as a local one.
+    """
     ref = str(ref)
-    if _is_hub_id(ref):
-        model.load_adapter(ref, load_as=name, with_head=False)
-        return
-    check_adapter_folder(Path(ref), model, name)
+    folder = hub.download_adapter(ref) if _is_hub_id(ref) else Path(ref)
+    where = f"{folder} (hub adapter {ref})" if _is_hub_id(ref) else ref
+    check_adapter_folder(folder, model, name)
     try:
-        model.load_adapter(ref, load_as=name, with_head=False)
+        model.load_adapter(str(folder), load_as=name, with_head=False, use_safetensors=True)
     except Exception as err:  # adapters' own errors about shapes or files are cryptic
-        raise ValueError(f"source {name!r}: could not load the adapter in {ref} ({err}); the folder may be "
+        raise ValueError(f"source {name!r}: could not load the adapter in {where} ({err}); the folder may be "
                          "corrupt or from another base model") from None
     missing = [l for l, layer in enumerate(encoder_layers(model)) if name not in layer.output.adapters]
     if missing:

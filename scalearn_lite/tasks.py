@@ -40,6 +40,7 @@ class Task:
     hub_splits: Dict[str, str] = field(default_factory=lambda: dict(_HUB_SPLITS), hash=False)  # ours -> hub's
     label_field: str = "label"  # raw field holding the label (HumSet: the task name, e.g. "sectors")
     offline_splits: Tuple[str, ...] = ("train", "test")  # splits in the project's offline copy (../shared/data)
+    hub_revision: Optional[str] = None  # the hub dataset's commit it is loaded at (GLUE_REVISION / SUPERGLUE_REVISION)
 
     def __post_init__(self):
         if self.benchmark not in BENCHMARKS:
@@ -76,9 +77,16 @@ class Task:
         return replace(self, label_names=tuple(names))
 
 
+# The hub datasets, pinned: commits of their parquet data (both repositories hold the parquet conversion of their
+# former loading scripts on main). These hashes are the ones several public projects pin, and whose datasets cache
+# folders they show (glue/<config>/0.0.0/<hash>); they were NOT checked against the hub from here (no network).
+GLUE_REVISION = "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c"  # nyu-mll/glue
+SUPERGLUE_REVISION = "3de24cf8022e94f4ee4b9d55a6f539891524d646"  # aps/super_glue
+
+
 def _glue(name, config, folder, problem, labels, fields, template, metrics, main, **kw) -> Task:
     """A GLUE task in the classic `glue_data/<TASK>/{train,dev}.tsv` layout."""
-    return Task(name=name, benchmark="glue", hub_path="nyu-mll/glue", hub_config=config,
+    return Task(name=name, benchmark="glue", hub_path="nyu-mll/glue", hub_config=config, hub_revision=GLUE_REVISION,
                 local_dir=f"glue_data/{folder}", local_files=kw.pop("local_files", dict(_GLUE_FILES)),
                 problem=problem, label_names=labels, input_fields=fields, template=template,
                 metrics=metrics, main_metric=main, **kw)
@@ -87,6 +95,7 @@ def _glue(name, config, folder, problem, labels, fields, template, metrics, main
 def _superglue(name, config, folder, problem, labels, fields, template, metrics, main, **kw) -> Task:
     """A SuperGLUE task in the official `<Task>/{train,val}.jsonl` layout."""
     return Task(name=name, benchmark="superglue", hub_path="aps/super_glue", hub_config=config,
+                hub_revision=SUPERGLUE_REVISION,
                 local_dir=f"superglue/{folder}", local_files=dict(_SUPERGLUE_FILES), problem=problem,
                 label_names=labels, input_fields=fields, template=template, metrics=metrics,
                 main_metric=main, **kw)

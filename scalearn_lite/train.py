@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as metrics_mod
 from .config import CPU_PRECISIONS
+from . import tracking
 from .encoding import _length, make_loader
 
 
@@ -42,8 +43,12 @@ class FitConfig:
     progress: bool = True  # tqdm bars
     desc: str = "train"
     cpu_precision: str = "fp32"  # "fp32", "bf16" or "auto" on CPU (see resolve_cpu_precision); CUDA is always mixed
+    report_to: tuple = ()  # accelerate trackers ("tensorboard", "wandb", ..., GeneralTracker objects); () = none
+    logging_dir: Optional[str] = None  # where local trackers write (TensorBoard: <logging_dir>/<run_name>)
+    run_name: str = "scalearn"  # the trackers' run name
 
     def __post_init__(self):
+        self.report_to = tracking.check_trackers(self.report_to)
         if self.select_by not in ("loss", "metric"):
             raise ValueError(f"select_by must be 'loss' or 'metric', got {self.select_by!r}")
         resolve_cpu_precision(self.cpu_precision)  # validates the name
@@ -101,13 +106,35 @@ def resolve_cpu_precision(cpu_precision: str) -> str:
     return cpu_precision
 
 
-def _accelerator():
+def _accelerator(cfg: Optional["FitConfig"] = None):
+    """accelerate's Accelerator. split_batches: under `accelerate launch` / torchrun each of the N processes gets
+    1/N of every batch, so N processes train on the same batches (the same effective batch size) as one."""
     from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
 
+    kw = {"dataloader_config": DataLoaderConfiguration(split_batches=True)}
+    if cfg is not None:
+        kw.update(tracking.accelerator_kwargs(cfg.report_to, cfg.logging_dir))
     if torch.cuda.is_available():
         mp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return Accelerator(mixed_precision=mp)
-    return Accelerator(cpu=True)  # CPU bf16 is our own autocast: accelerate's precision is fixed per process
+        return Accelerator(mixed_precision=mp, **kw)
+    return Accelerator(cpu=True, **kw)  # CPU bf16 is our own autocast: accelerate's precision is fixed per process
+
+
+def _mean_loss(accelerator, loss: torch.Tensor) -> float:
+    """The batch's loss averaged over processes (each holds 1/N of the batch): the single-process value."""
+    if accelerator.num_processes == 1:
+        return loss.item()
+    return accelerator.reduce(loss.detach(), "mean").item()
+
+
+def _warn_partial_batch(accelerator, rows: int, batch_size: int) -> None:
+    if accelerator.num_processes > 1 and rows % batch_size and accelerator.is_main_process:
+        import warnings
+
+        warnings.warn(f"{rows} training rows are not a multiple of the batch size {batch_size}: with "
+                      f"{accelerator.num_processes} processes accelerate's split_batches skips the partial batch "
+                      "(a single process trains on it)")
 
 
 def _autocast(accelerator, cpu_precision: str):
@@ -158,11 +185,11 @@ def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = Non
     for batch in loader:
         with _autocast(accelerator, cpu_precision):
             logits = _forward(model, batch, head)
-        loss = loss_fn(task.problem, logits, batch["labels"])
-        logits = accelerator.gather_for_metrics(logits.float())
+        logits, labels = accelerator.gather_for_metrics((logits.float(), batch["labels"]))  # all processes' rows
+        loss = loss_fn(task.problem, logits, labels)
         outs.append(logits.cpu().numpy())
-        losses += float(loss) * len(batch["labels"])
-        n += len(batch["labels"])
+        losses += float(loss) * len(labels)
+        n += len(labels)
     model.train(was_training)
     logits = np.empty_like(np.concatenate(outs))
     logits[order] = np.concatenate(outs)  # back to the input order
@@ -222,13 +249,17 @@ def _better(cfg: FitConfig, main: str, new: dict, best: Optional[dict]) -> bool:
     return new[main] > best[main]
 
 
+def _tracked_config(cfg: FitConfig) -> dict:
+    return {k: v for k, v in vars(cfg).items() if k not in ("report_to", "logging_dir", "run_name", "progress")}
+
+
 def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, cfg: FitConfig, *,
         params: List[torch.nn.Parameter], head: Optional[str] = None,
         extra_loss: Optional[Callable[[], Optional[torch.Tensor]]] = None,
         on_epoch: Optional[Callable[[], dict]] = None) -> FitResult:
     """Train `params` of `model` on `train_feats`; keep the best epoch on `val_feats` (restored at the end)."""
     set_seed(cfg.seed)
-    accelerator = _accelerator()
+    accelerator = _accelerator(cfg)
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: no parameter requires a gradient")
@@ -238,6 +269,8 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _schedule(optimizer, total, cfg.warmup_ratio)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    _warn_partial_batch(accelerator, len(train_feats), cfg.batch_size)
+    tracked = tracking.start(accelerator, cfg.run_name, _tracked_config(cfg))
     main = metrics_mod.main_metric(task)
     result, best_state, bad_epochs, start = FitResult(step_budget=total), None, 0, time.perf_counter()
     bar = tqdm(total=total, desc=cfg.desc, disable=not cfg.progress or not accelerator.is_main_process, leave=False)
@@ -258,7 +291,10 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            running, seen, result.steps = running + loss.item(), seen + 1, result.steps + 1
+            step_loss = _mean_loss(accelerator, loss)
+            running, seen, result.steps = running + step_loss, seen + 1, result.steps + 1
+            if tracked:
+                tracking.log_step(accelerator, result.steps, step_loss, scheduler.get_last_lr()[0])
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{running / seen:.4f}")
             if result.steps >= total:
@@ -270,6 +306,8 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
                "seconds": time.perf_counter() - start}
         row.update(on_epoch() if on_epoch is not None else {})
         result.history.append(row)
+        if tracked:
+            tracking.log_epoch(accelerator, row)
         if _better(cfg, main, val, result.best_validation or None):
             result.best_epoch, result.best_validation, bad_epochs = epoch, val, 0
             best_state = [p.detach().clone() for p in params]
@@ -278,6 +316,8 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
         if (cfg.patience is not None and bad_epochs >= cfg.patience) or result.steps >= total:
             break
     bar.close()
+    if tracked:
+        tracking.finish(accelerator)
     with torch.no_grad():
         for p, saved in zip(params, best_state):
             p.copy_(saved)

@@ -1,7 +1,8 @@
 """Stage 2: transfer to a target task with ScaLearn (four variants) or a baseline, under one API.
 
 Every method gets the same data, base model, sources and budget, and writes one run folder:
-config.json, history.csv, omega.json + omega.pt (ω methods), head/ and, last, metrics.json.
+config.json, history.csv, omega.json + omega.safetensors (ω methods), head/ (safetensors) and, last, metrics.json;
+nothing in it needs pickle to read. Older folders (omega.pt, pytorch_*.bin) still load.
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from .models import encoder_layers, load_base, model_id, quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
 from .baselines import rank_by_similarity, soup_selection, soup_weights, task_sentences
 from .sources import (add_task_head, adapter_folder_name, check_sources, encode_splits, is_complete,
-                      load_adapter_into, load_task_data, resolve_source, source_dir, source_fingerprint,
-                      source_weights, train_source, weights_fingerprint, _history_csv, _is_hub_id)
+                      load_adapter_into, load_task_data, read_weights, resolve_source, source_dir, source_fingerprint,
+                      source_weights, train_source, weights_file, weights_fingerprint, _history_csv, _is_hub_id)
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
 
@@ -127,7 +128,7 @@ class TransferSpec:
     k_shot: Optional[int] = None
     include_target: bool = True
     source_refs: List[str] = field(default_factory=list)  # resolved folders / hub ids, same order as sources
-    data: dict = field(default_factory=dict)  # identity of the target's data (data.data_identity)
+    data: dict = field(default_factory=dict)  # the target's data (data.data_identity): hub revision or file sha256s
 
 
 def _sources_label(spec: TransferSpec, refs: Optional[Sequence[str]]) -> str:
@@ -185,18 +186,27 @@ def _prepare(target: str, sources: Sequence[str], method: str, preset: Union[str
 def fit_transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
                  *, seed: int = 0, k_shot: Optional[int] = None, data_dir=None, include_target: bool = True,
                  model: Optional[str] = None, max_steps: Optional[int] = None,
-                 progress: bool = True) -> TrainedTransfer:
+                 progress: bool = True, report_to=None, logging_dir=None) -> TrainedTransfer:
     """Train one transfer model and keep it in memory (transfer() is this plus the run folder).
 
     Use it when you need the live network, e.g. AdapterFusion's attention scores, which a run folder
-    does not keep. `max_steps` caps the optimiser steps (None: the preset's budget).
+    does not keep. `max_steps` caps the optimiser steps (None: the preset's budget). `report_to`: as transfer().
     """
     spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model)
     if method == "adapter":
         raise ValueError("method 'adapter' trains nothing in stage 2 (it is the target's stage-1 adapter); "
                          "use transfer(..., method='adapter') or sources.train_source()")
+    tracking = _tracking(spec, report_to, logging_dir)
     task, rows = _target_data(spec, data_dir)
-    return _fit(spec, task, rows, names_in, data_dir, max_steps, progress)
+    return _fit(spec, task, rows, names_in, data_dir, max_steps, progress, tracking)
+
+
+def _tracking(spec: "TransferSpec", report_to, logging_dir) -> dict:
+    """FitConfig's tracker fields for a run (checked before any training); the run name mirrors run_dir."""
+    from .tracking import check_trackers
+
+    return {"report_to": check_trackers(report_to), "logging_dir": logging_dir,
+            "run_name": str(run_dir(spec, root="."))}
 
 
 def own_adapter_seed(preset: Preset, seed: int) -> int:
@@ -228,10 +238,20 @@ def train_stage1(target: str, sources: Sequence[str], method: str = "scalearn", 
     _stage1_refs(names_in, get_task(spec.target), spec.preset, seed, k_shot, data_dir, progress)
 
 
+def _data_identity(target: str, data_dir) -> dict:
+    """data.data_identity of a target, or {} where its data cannot be found here."""
+    try:
+        return data_mod.data_identity(target, data_dir)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
 def _target_data(spec: TransferSpec, data_dir):
     """The target task (label names resolved) and its rows; fails early for a target without training data."""
     task = data_mod.resolve_labels(get_task(spec.target), data_dir)
-    return task, load_task_data(task, spec.preset, data_dir, spec.k_shot, spec.seed)
+    rows = load_task_data(task, spec.preset, data_dir, spec.k_shot, spec.seed)
+    spec.data = data_mod.data_identity(task, data_dir)  # config.json: which data this run saw
+    return task, rows
 
 
 def stage2_fit_settings(preset: Preset, method: str, k_shot: Optional[int] = None,
@@ -259,7 +279,7 @@ def stage2_fit_settings(preset: Preset, method: str, k_shot: Optional[int] = Non
 
 
 def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, max_steps: Optional[int],
-         progress: bool) -> TrainedTransfer:
+         progress: bool, tracking: Optional[dict] = None) -> TrainedTransfer:
     preset, method, seed, k_shot = spec.preset, spec.method, spec.seed, spec.k_shot
     spec.source_refs = _stage1_refs(names_in, task, preset, seed, k_shot, data_dir, progress)
     set_seed(seed)
@@ -271,7 +291,8 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
     params = _trainable(net, method)
     cfg = FitConfig(batch_size=preset.batch_size, eval_batch_size=preset.eval_batch_size,
                     warmup_ratio=preset.warmup_ratio, seed=seed, progress=progress, desc=f"{method} → {task.name}",
-                    cpu_precision=preset.cpu_precision, **stage2_fit_settings(preset, method, k_shot, max_steps))
+                    cpu_precision=preset.cpu_precision, **stage2_fit_settings(preset, method, k_shot, max_steps),
+                    **(tracking or {}))
     start = time.perf_counter()
     result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
                  extra_loss=extra, on_epoch=lambda: _omega_snapshot(net))
@@ -284,14 +305,19 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
 
 def transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu", *,
              seed: int = 0, k_shot: Optional[int] = None, data_dir=None, out=None, include_target: bool = True,
-             model: Optional[str] = None, progress: bool = True, force: bool = False) -> RunResult:
+             model: Optional[str] = None, progress: bool = True, force: bool = False, report_to=None,
+             logging_dir=None) -> RunResult:
     """Train one transfer run and write its folder; a finished folder (metrics.json) is reused unless `force`
     (`RunResult.reused`), after checking it holds this very run: settings, data and the sources' weights.
 
     One process writes a run folder at a time; another one asking for the same folder waits, then reuses it.
+    `report_to`: accelerate trackers ("tensorboard", "wandb", ... or GeneralTracker objects) that get the stage-2
+    losses, metrics and ω per layer × source while it trains; TensorBoard writes under `logging_dir`
+    (default runs/tensorboard)/<model>/<target>/<method>/seed<k>.
     """
     spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model)
-    spec.data = data_mod.data_identity(spec.target, data_dir)
+    tracking = _tracking(spec, report_to, logging_dir)
+    spec.data = _data_identity(spec.target, data_dir)  # a finished folder is reused only for the same data
     final = Path(out) if out is not None else run_dir(spec, refs=names_in)
     if not force and (final / "metrics.json").is_file():  # folders appear complete or not at all: no lock needed
         return _reuse(final, spec, names_in)
@@ -302,7 +328,7 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
         task, rows = _target_data(spec, data_dir)
         if method == "adapter":
             return _adapter_baseline(task, spec, final, data_dir, progress)
-        run = _fit(spec, task, rows, names_in, data_dir, None, progress)
+        run = _fit(spec, task, rows, names_in, data_dir, None, progress, tracking)
         metrics = run.metrics()
         _write_run(final, spec, run.net, run.result, metrics)
     return RunResult(final, metrics)
@@ -439,13 +465,36 @@ def _write_run(final: Path, spec: TransferSpec, net, result, metrics: dict) -> N
         write_json(tmp / "config.json", _run_config(spec))
         write_text(tmp / "history.csv", _history_csv(result.history))
         if hasattr(net, "scalearn"):
-            torch.save({"omega": net.scalearn.omega.omega.detach().cpu(), "sources": net.scalearn.sources}, tmp / "omega.pt")
+            save_omega(tmp / OMEGA_FILE, net.scalearn.omega.omega, net.scalearn.sources)
             write_json(tmp / "omega.json", omega_json(net))
         if spec.method == "adapterfusion":  # the fusion layers (query, key, value); the sources stay in their folders
-            net.save_adapter_fusion(str(tmp / "fusion"), list(spec.sources))
+            net.save_adapter_fusion(str(tmp / "fusion"), list(spec.sources), use_safetensors=True)
         if spec.method != "finetune":
-            net.save_head(str(tmp / "head"), HEAD)
+            net.save_head(str(tmp / "head"), HEAD, use_safetensors=True)
         write_json(tmp / "metrics.json", metrics)
+
+
+OMEGA_FILE = "omega.safetensors"
+
+
+def save_omega(path: Path, omega: torch.Tensor, sources: List[str]) -> None:
+    """ω as safetensors: one tensor "omega", the source order in the metadata (no pickle)."""
+    from safetensors.torch import save_file
+
+    save_file({"omega": omega.detach().cpu().contiguous()}, str(path), metadata={"sources": json.dumps(sources)})
+
+
+def load_omega(folder: Path) -> dict:
+    """{"omega": tensor, "sources": [...]} from omega.safetensors, or from an older folder's omega.pt."""
+    folder = Path(folder)
+    if (folder / OMEGA_FILE).is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(folder / OMEGA_FILE), framework="pt") as fh:
+            return {"omega": fh.get_tensor("omega"), "sources": json.loads(fh.metadata()["sources"])}
+    if (folder / "omega.pt").is_file():
+        return torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{folder} has neither {OMEGA_FILE} nor omega.pt: the run folder is incomplete")
 
 
 def _run_config(spec: TransferSpec) -> dict:
@@ -462,8 +511,10 @@ def _check_same_run(folder: Path, spec: TransferSpec) -> None:
         raise ValueError(f"{folder} has metrics.json but no readable config.json ({err}): the run folder is "
                          f"corrupt; delete it or rerun with --force") from None
     want = json.loads(json.dumps(_run_config(spec)))  # tuples → lists, as read back from JSON
-    unchecked = ("source_refs", "source_fingerprints")  # refs may move; weights are compared by _check_same_sources
-    diff = sorted(k for k in set(want) | set(saved) if k not in unchecked and want.get(k) != saved.get(k))
+    # refs may move (weights are compared by _check_same_sources); data is compared when both sides know it
+    # (folders written before it was kept, or no data here to hash: not)
+    skip = {"source_refs", "source_fingerprints"} | ({"data"} if not (saved.get("data") and want.get("data")) else set())
+    diff = sorted(k for k in set(want) | set(saved) if k not in skip and want.get(k) != saved.get(k))
     if diff:
         detail = "; ".join(f"{k}: saved {saved.get(k)!r}, asked {want.get(k)!r}" for k in diff)
         raise ValueError(f"{folder} already holds a finished run with other settings ({detail}); "
@@ -504,8 +555,8 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
     src = train_source(task, spec.preset, data_dir=data_dir, seed=spec.seed, k_shot=spec.k_shot, progress=progress,
                        role="target")
     m = src.metrics
-    net_params = _weights_numel(src.path / "pytorch_adapter.bin")
-    head_params = _weights_numel(src.path / "pytorch_model_head.bin")
+    net_params = _weights_numel(weights_file(src.path, "adapter"))
+    head_params = _weights_numel(weights_file(src.path, "head"))
     metrics = {"target": task.name, "method": "adapter", "seed": spec.seed, "k_shot": spec.k_shot,
                "sources": [task.name], "metric": m["metric"], "test": m["test"], "validation": m["validation"],
                "test_metric": m["test"][m["metric"]], "validation_metric": m["validation"].get(m["metric"]),
@@ -520,8 +571,7 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
 
 
 def _weights_numel(path: Path) -> int:
-    weights = torch.load(path, map_location="cpu", weights_only=True)
-    return sum(v.numel() for v in weights.values())
+    return sum(v.numel() for v in read_weights(path).values())
 
 
 RELOADABLE = OMEGA_METHODS + ("average", "adapterfusion")
@@ -541,7 +591,7 @@ def load_run(folder) -> tuple:
         _load_fusion(net, folder, cfg)
     else:
         _load_omega(net, folder, cfg)
-    net.load_head(str(folder / "head"), load_as=HEAD)
+    net.load_head(str(folder / "head"), load_as=HEAD, use_safetensors=True)
     net.eval()
     return net, tokenizer, get_task(cfg["target"]), cfg
 
@@ -549,9 +599,9 @@ def load_run(folder) -> tuple:
 def _load_omega(net, folder: Path, cfg: dict) -> None:
     variant = VARIANTS.get(cfg["method"], ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
     sl = build_scalearn(net, cfg["sources"], cfg["source_refs"], variant)
-    saved = torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
+    saved = load_omega(folder)
     if saved["sources"] != sl.sources or saved["omega"].shape != sl.omega.omega.shape:
-        raise ValueError(f"{folder}/omega.pt does not match its config (sources {saved['sources']}, "
+        raise ValueError(f"{folder}: ω does not match its config (sources {saved['sources']}, "
                          f"shape {tuple(saved['omega'].shape)}): the run folder is corrupt")
     sl.set_omega(saved["omega"])
 
@@ -561,7 +611,7 @@ def _load_fusion(net, folder: Path, cfg: dict) -> None:
         raise FileNotFoundError(f"{folder} has no fusion/ folder: it was written before fusion weights were saved; "
                                 f"rerun it with --force")
     fuse = _fuse_sources(net, cfg["sources"], cfg["source_refs"])
-    net.load_adapter_fusion(str(folder / "fusion"), with_head=False)  # (returns None on *AdapterModel in 1.3.0)
+    net.load_adapter_fusion(str(folder / "fusion"), with_head=False, use_safetensors=True)  # (None in 1.3.0)
     want = ",".join(cfg["sources"])
     if want not in net.adapters_config.fusions:
         raise ValueError(f"{folder}/fusion holds a fusion of {sorted(net.adapters_config.fusions)}, but the run's "

@@ -12,6 +12,7 @@ import importlib
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from scalearn_lite import cli, data
 from scalearn_lite.config import get_preset
@@ -182,12 +183,12 @@ def test_source_checks_cover_layer_count_and_missing_data(data_dir, tmp_path, rt
 def test_a_corrupt_cached_adapter_is_retrained_not_reported(tmp_path, monkeypatch, rte_adapter, data_dir):
     folder = copy_adapter(rte_adapter, tmp_path / "rte")
     assert sources.train_source("rte", TINY, data_dir=data_dir, out=folder, progress=False).cached
-    weights = folder / "pytorch_adapter.bin"
+    weights = folder / "adapter.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     from scalearn_lite.models import load_base
 
     model, _ = load_base(TINY.model, TINY.num_layers)
-    with pytest.raises(ValueError, match="corrupt.*pytorch_adapter.bin does not match the sha256.*--force"):
+    with pytest.raises(ValueError, match="corrupt.*adapter.safetensors does not match the sha256.*--force"):
         sources.check_adapter_folder(folder, model, "rte")
     no_training(monkeypatch)
     with pytest.warns(UserWarning, match=f"cached adapter {re.escape(str(folder))} is corrupt"):
@@ -246,8 +247,8 @@ def test_a_finished_run_is_reused_only_while_its_sources_keep_their_weights(data
     assert config["source_fingerprints"] == [sources.weights_fingerprint(src)]
     again = tr.transfer("mrpc", [str(src)], "average", SHORT, **kw)
     assert again.reused and again.metrics == first.metrics
-    weights = torch.load(src / "pytorch_adapter.bin", weights_only=True)
-    torch.save({k: v * 2 for k, v in weights.items()}, src / "pytorch_adapter.bin")  # same path, other weights
+    weights = sources.read_weights(src / "adapter.safetensors")
+    save_file({k: v * 2 for k, v in weights.items()}, str(src / "adapter.safetensors"))  # same path, other weights
     with pytest.raises(ValueError, match="source 'rte' .* had other weights .*--force"):
         tr.transfer("mrpc", [str(src)], "average", SHORT, **kw)
 

@@ -39,8 +39,9 @@ def test_only_adapter_and_head_train_and_it_beats_the_majority_class(data_dir):
 def test_saved_folder_reloads_with_plain_adapters_to_identical_logits(data_dir, tmp_path):
     res = train_source("mrpc", TINY, data_dir=data_dir, seed=0, out=tmp_path / "mrpc", progress=False)
     files = {p.name for p in res.path.iterdir()}
-    assert {"adapter_config.json", "pytorch_adapter.bin", "head_config.json", "pytorch_model_head.bin",
+    assert {"adapter_config.json", "adapter.safetensors", "head_config.json", "model_head.safetensors",
             "metrics.json", "history.csv"} <= files
+    assert not [f for f in files if f.endswith((".bin", ".pt"))]  # nothing that needs pickle
     metrics = json.loads((res.path / "metrics.json").read_text())
     assert metrics["metric"] == "accuracy" and 0 <= metrics["test"]["accuracy"] <= 1
     task = get_task("mrpc")
@@ -48,14 +49,14 @@ def test_saved_folder_reloads_with_plain_adapters_to_identical_logits(data_dir, 
     logits = []
     for _ in range(2):  # two independent plain-adapters loads: same logits, and = the metrics we stored
         model, tokenizer = load_base(TINY.model, TINY.num_layers)
-        name = model.load_adapter(str(res.path), with_head=True)
+        name = model.load_adapter(str(res.path), with_head=True, use_safetensors=True)
         model.set_active_adapters(name)
         feats = encode(task, rows, tokenizer, TINY.max_length)
         logits.append(predict(model, task, feats, tokenizer, head=name)[0])
     assert (logits[0] == logits[1]).all()
     full = load_task_data(task, TINY, data_dir)["test"]
     model, tokenizer = load_base(TINY.model, TINY.num_layers)
-    name = model.load_adapter(str(res.path), with_head=True)
+    name = model.load_adapter(str(res.path), with_head=True, use_safetensors=True)
     model.set_active_adapters(name)
     all_logits = predict(model, task, encode(task, full, tokenizer, TINY.max_length), tokenizer, head=name)[0]
     acc = float((all_logits.argmax(-1) == [r["label"] for r in full]).mean())
@@ -99,7 +100,7 @@ def test_bad_source_folders_give_clear_errors(data_dir, tmp_path):
     cfg = json.loads((src / "adapter_config.json").read_text())
     cfg["hidden_size"] = 768
     (bad / "adapter_config.json").write_text(json.dumps(cfg))
-    (bad / "pytorch_adapter.bin").write_bytes((src / "pytorch_adapter.bin").read_bytes())
+    (bad / "adapter.safetensors").write_bytes((src / "adapter.safetensors").read_bytes())
     with pytest.raises(ValueError, match="hidden size 768 but the base model has 384"):
         source_weights(model, bad, "wide")
 
@@ -112,7 +113,7 @@ def test_another_adapter_architecture_is_refused(data_dir, tmp_path):
     cfg = json.loads((src / "adapter_config.json").read_text())
     cfg["config"]["mh_adapter"] = True  # an adapter after attention too: not a seq_bn (Pfeiffer) adapter
     (other / "adapter_config.json").write_text(json.dumps(cfg))
-    (other / "pytorch_adapter.bin").write_bytes((src / "pytorch_adapter.bin").read_bytes())
+    (other / "adapter.safetensors").write_bytes((src / "adapter.safetensors").read_bytes())
     with pytest.raises(ValueError, match="not a seq_bn \\(Pfeiffer\\) adapter: mh_adapter=True"):
         source_weights(model, other, "other")
 

@@ -197,8 +197,8 @@ def test_hub_source_converts_to_rows(monkeypatch, tmp_path):
 
     calls = []
 
-    def fake_load_dataset(path, config, cache_dir):
-        calls.append((path, config, cache_dir))
+    def fake_load_dataset(path, config, revision, cache_dir):
+        calls.append((path, config, revision, cache_dir))
         split = datasets.Dataset.from_dict({"premise": ["p"], "hypothesis": ["h"], "label": [2], "idx": [0]})
         return datasets.DatasetDict(train=split, validation_matched=split, validation_mismatched=split)
 
@@ -206,7 +206,8 @@ def test_hub_source_converts_to_rows(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.setenv("SCALEARN_CACHE_DIR", str(tmp_path))
     out = data.load_raw("mnli", source="hub")
-    assert calls == [("nyu-mll/glue", "mnli", str(tmp_path / "hf"))]
+    assert calls == [("nyu-mll/glue", "mnli", get_task("mnli").hub_revision, str(tmp_path / "hf"))]
+    assert len(get_task("mnli").hub_revision) == 40  # a pinned commit, not a branch
     assert set(out) == {"train", "test"}
     assert out["test"] == [{"premise": "p", "hypothesis": "h", "label": 2, "idx": 0}]
     assert data.describe_source("mnli", source="hub") == "nyu-mll/glue:mnli"

@@ -26,7 +26,7 @@ def run(tmp_path, method, target="mrpc", sources=("rte",), **kw):
 def test_omega_run_folder_and_save_reload_identical_logits(data_dir, tmp_path, method):
     res = run(tmp_path, method, data_dir=data_dir)
     names = {p.name for p in res.path.iterdir()}
-    assert {"config.json", "metrics.json", "omega.json", "omega.pt", "history.csv", "head"} <= names
+    assert {"config.json", "metrics.json", "omega.json", "omega.safetensors", "history.csv", "head"} <= names
     m = res.metrics
     for key in ("test_metric", "validation_metric", "metric", "transfer_params", "trainable_params",
                 "wall_seconds", "steps"):

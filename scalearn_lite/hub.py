@@ -1,0 +1,81 @@
+"""AdapterHub's published roberta-base seq_bn adapters: the one table of hub ids, and their download.
+
+Two sets, both the architecture ScaLearn's sources need (seq_bn after the FFN, reduction factor 16, ReLU):
+
+    pfeiffer  the AdapterFusion paper's adapters, `AdapterHub/roberta-base-<name>_pfeiffer` (AdapterHub's own
+              names: `sst`, `sts_b`, `multinli`, ...); some come without a head
+    pf        one recipe for many tasks, with heads, SuperGLUE included: `AdapterHub/roberta-base-pf-<task>`
+
+Both were selected by their authors on the official dev split, which this package uses as the *test*
+set: scores with hub sources are optimistic, and every table built from them says so (HUB_CAVEAT).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, List, Sequence, Union
+
+# task name (ours) -> the name inside AdapterHub's id. Only ids we have seen referenced publicly are listed;
+# a task missing here has no adapter in that set (train it with stage 1).
+HUB_SETS: Dict[str, Dict[str, str]] = {
+    "pfeiffer": {"cola": "cola", "sst2": "sst", "mrpc": "mrpc", "qqp": "qqp", "stsb": "sts_b", "mnli": "multinli",
+                 "qnli": "qnli", "rte": "rte", "superglue_rte": "rte", "boolq": "boolq", "cb": "cb"},
+    "pf": {"cola": "cola", "sst2": "sst2", "mrpc": "mrpc", "qqp": "qqp", "stsb": "stsb", "mnli": "mnli", "qnli": "qnli",
+           "rte": "rte", "superglue_rte": "rte", "boolq": "boolq", "copa": "copa", "wic": "wic", "multirc": "multirc"},
+}
+DEFAULT_SET = "pfeiffer"
+# `--sources` values that mean "AdapterHub's adapters for every task" (reproduce), per set.
+SOURCE_SPECS = {"hub": "pfeiffer", "hub-pfeiffer": "pfeiffer", "hub-pf": "pf"}
+HUB_CAVEAT = ("hub adapters were selected by their authors on the official dev split, which is our test split: "
+              "scores with hub sources are optimistic")
+
+
+def check_set(hub_set: str) -> str:
+    """The set name, or a ValueError listing the valid ones."""
+    if hub_set not in HUB_SETS:
+        raise ValueError(f"unknown AdapterHub set {hub_set!r}; choose one of {', '.join(HUB_SETS)}")
+    return hub_set
+
+
+def hub_adapter_id(task: str, hub_set: str = DEFAULT_SET) -> str:
+    """AdapterHub's roberta-base seq_bn adapter id for one of our task names, in the given set."""
+    names = HUB_SETS[check_set(hub_set)]
+    if task not in names:
+        raise ValueError(f"AdapterHub's {hub_set!r} set has no roberta-base adapter for {task!r} in our table "
+                         f"({', '.join(names)}); train it with stage 1 instead")
+    if hub_set == "pf":
+        return f"AdapterHub/roberta-base-pf-{names[task]}"
+    return f"AdapterHub/roberta-base-{names[task]}_pfeiffer"
+
+
+def hub_adapter_ids(hub_set: str = DEFAULT_SET) -> Dict[str, str]:
+    """{task: hub id} for every task the set covers."""
+    return {task: hub_adapter_id(task, hub_set) for task in HUB_SETS[check_set(hub_set)]}
+
+
+def hub_refs(tasks: Sequence[str], hub_set: Union[str, bool, None] = DEFAULT_SET) -> List[str]:
+    """Task names → hub ids where the set has one (other names are kept); hub_set False/None keeps all names."""
+    if not hub_set:
+        return list(tasks)
+    hub_set = DEFAULT_SET if hub_set is True else hub_set
+    ids = hub_adapter_ids(hub_set)
+    return [ids.get(t, t) for t in tasks]
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")  # owner/name, as the hub allows
+
+
+def is_hub_id(ref: str) -> bool:
+    """True for an `owner/name` hub id (not an existing folder, not a path with spaces, dots first or slashes)."""
+    return bool(_HUB_ID.fullmatch(ref)) and not Path(ref).exists()
+
+
+def download_adapter(ref: str) -> Path:
+    """The local folder of a hub adapter (downloaded once into the Hugging Face cache, as `adapters` does)."""
+    from adapters.utils import pull_from_hf_model_hub
+
+    try:
+        return Path(pull_from_hf_model_hub(ref))
+    except Exception as err:  # offline, unknown id, auth: all mean "no such adapter here"
+        raise ValueError(f"cannot download hub adapter {ref!r} ({type(err).__name__}: {err}); offline, or no such "
+                         "repository? Use a task name (trained by stage 1) or an adapter folder instead") from None

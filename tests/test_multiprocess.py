@@ -1,0 +1,146 @@
+"""Trackers through accelerate's tracking API, and a transfer run under 2 CPU processes that equals the
+single-process run (only the main process writes the run folder)."""
+import csv
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate.tracking import GeneralTracker
+
+from scalearn_lite import io as io_mod
+from scalearn_lite.config import get_preset
+
+tr = importlib.import_module("scalearn_lite.transfer")
+ROOT = Path(__file__).resolve().parents[1]
+TINY = get_preset("tiny").with_(max_train=128, transfer_epochs=1)  # as test_transfer: same cached sources
+
+
+class MemoryTracker(GeneralTracker):
+    """An accelerate tracker that keeps what it is given (no package, no files)."""
+
+    name = "memory"
+    requires_logging_directory = False
+
+    def __init__(self):
+        super().__init__()
+        self.config, self.logs, self.finished = None, [], False
+
+    @property
+    def tracker(self):
+        return self
+
+    def store_init_configuration(self, values):
+        self.config = values
+
+    def log(self, values, step=None, **kwargs):
+        self.logs.append((step, dict(values)))
+
+    def finish(self):
+        self.finished = True
+
+
+# --------------------------------------------------------------------------------------- item 5: trackers
+def test_a_tracker_gets_losses_metrics_and_omega_per_layer_and_source(data_dir, tmp_path):
+    mem = MemoryTracker()
+    res = tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run", progress=False,
+                      report_to=[mem])
+    assert mem.finished and mem.config["lr"] == TINY.transfer_lr
+    steps = [values for step, values in mem.logs if "train/loss" in values]
+    assert len(steps) == res.metrics["steps"] and all(v["train/lr"] >= 0 for v in steps)
+    epochs = [(step, values) for step, values in mem.logs if "validation_loss" in values]
+    with open(res.path / "history.csv") as fh:
+        history = list(csv.DictReader(fh))  # history.csv stays, with the same numbers
+    assert len(epochs) == len(history)
+    step, last = epochs[-1]
+    assert step == int(history[-1]["steps"]) and last["validation_accuracy"] == pytest.approx(
+        float(history[-1]["validation_accuracy"]))
+    omega = {k for k in last if k.startswith("omega/")}
+    assert omega == {f"omega/{l}/{s}" for l in range(2) for s in ("rte", "mrpc")}  # layer × source
+
+
+def test_tensorboard_writes_event_files_and_a_missing_tracker_is_a_clear_error(data_dir, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown tracker 'tensorbored'"):
+        tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "x", report_to="tensorbored")
+    from accelerate import tracking as acc_tracking
+
+    monkeypatch.setattr(acc_tracking, "_available_trackers", [])  # as if tensorboard were not installed
+    with pytest.raises(RuntimeError, match="`pip install tensorboard`"):
+        tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "x", report_to="tensorboard")
+    assert not (tmp_path / "x").exists()  # refused before any training
+    monkeypatch.undo()
+    pytest.importorskip("tensorboard")
+    res = tr.transfer("mrpc", ["rte"], "scalearn_uniform_pp", TINY, data_dir=data_dir, out=tmp_path / "tb",
+                      progress=False, report_to="tensorboard", logging_dir=str(tmp_path / "logs"))
+    events = list((tmp_path / "logs").rglob("events.out.tfevents.*"))
+    assert events and "scalearn_uniform_pp" in str(events[0]) and (res.path / "history.csv").is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(events[0].parent)).Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "validation_loss", "omega/0/mrpc", "omega/1/rte"} <= tags
+
+
+# ------------------------------------------------------------------------------ item 6: several processes
+def test_only_the_main_process_writes_a_folder(tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(io_mod, "wait_for_everyone", lambda: waits.append(1))
+    monkeypatch.setattr(io_mod, "process_info", lambda: (1, 2))  # the second of two processes
+    with io_mod.atomic_dir(tmp_path / "run") as tmp:
+        (tmp / "metrics.json").write_text("{}")
+    assert not (tmp_path / "run").exists() and not list(tmp_path.iterdir()) and waits == [1]
+    monkeypatch.setattr(io_mod, "process_info", lambda: (0, 2))  # the main one
+    with io_mod.atomic_dir(tmp_path / "run") as tmp:
+        (tmp / "metrics.json").write_text("{}")
+    assert (tmp_path / "run" / "metrics.json").is_file() and waits == [1, 1]  # written, then the barrier
+
+
+def _dropout_free_model(folder: Path) -> Path:
+    """A tiny random BERT with every dropout at 0 (the embedded model's tokenizer): with no random masks, two
+    processes that each see half of every batch must compute what one process computes on the whole batch."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from scalearn_lite.models import embedded_model_path
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_path())
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    BertModel(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_the_same_run_as_one(data_dir, tmp_path):
+    model = _dropout_free_model(tmp_path / "tiny-nodrop")
+    args = ["mrpc", "--sources", "rte", "--exclude-target", "--method", "scalearn", "--preset", "tiny", "--model",
+            str(model), "--data-dir", str(data_dir), "--quiet"]
+    one = tr.transfer("mrpc", ["rte"], "scalearn", get_preset("tiny"), model=str(model), data_dir=data_dir,
+                      out=tmp_path / "one", include_target=False, progress=False)  # also trains (caches) the source
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", _free_port(), "-m", "scalearn_lite", "transfer"]
+    out = subprocess.run(launch + args + ["--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("ScaLearn → mrpc") == 1  # one report, from the main process
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "tiny-nodrop", "two"]  # no leftover temp folder
+    a, b = one.metrics, json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert (a["steps"], a["best_epoch"], a["rows"]) == (b["steps"], b["best_epoch"], b["rows"])
+    assert b["test"]["accuracy"] == a["test"]["accuracy"]  # the same predictions on all 200 test rows
+    assert b["validation"]["loss"] == pytest.approx(a["validation"]["loss"], abs=1e-5)
+    oa, ob = tr.load_omega(one.path)["omega"], tr.load_omega(tmp_path / "two")["omega"]
+    assert torch.allclose(oa, ob, atol=1e-5), (oa - ob).abs().max()  # ω: float rounding only (measured 1.2e-7)
