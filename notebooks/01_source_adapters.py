@@ -149,7 +149,7 @@ from scalearn_lite.config import get_preset
 from scalearn_lite.models import encoder_layers, load_base
 
 net, tok = load_base(get_preset(PRESET).model, get_preset(PRESET).num_layers)
-net.load_adapter(sources_table.loc[TARGET, "adapter"], load_as="own", with_head=False)
+net.load_adapter(sources_table.loc[TARGET, "adapter"], load_as="own", with_head=False, use_safetensors=True)
 net.set_active_adapters("own")
 net.eval()
 block, seen = encoder_layers(net)[0].output, {}
