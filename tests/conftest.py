@@ -33,3 +33,9 @@ def tiny_config(kind: str, hidden: int = 32, layers: int = 2):
     cls = {"bert": BertConfig, "roberta": RobertaConfig}[kind]
     return cls(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
                vocab_size=120, max_position_embeddings=80, pad_token_id=1)
+
+
+def paper_transfer_params(method: str, layers: int, sources: int, hidden: int) -> int:
+    """The paper's count of what each ω method learns: L·S·d, L·S, S·d, S; Average learns nothing."""
+    return {"scalearn": layers * sources * hidden, "scalearn_uniform": layers * sources,
+            "scalearn_pp": sources * hidden, "scalearn_uniform_pp": sources, "average": 0}[method]

@@ -103,8 +103,7 @@ def test_notebook_structure(path):
     params = [c for c in _code(nb) if re.search(r"^MODE = ", c.source, re.M)]
     assert len(params) == 1, f"{path.name}: expected exactly one parameters cell"
     assert "## Open the hood" in text
-    hood = nb.cells.index(next(c for c in nb.cells if "## Open the hood" in c.source))
-    assert any("assert" in c.source for c in nb.cells[hood:] if c.cell_type == "code")
+    _check_open_the_hood(path.name, nb)
     assert text.count("<details>") >= 2, f"{path.name}: needs at least two collapsed solutions"
     assert re.search(r"\]\(0\d_[\w]+\.ipynb\)", text), f"{path.name}: no link to another notebook"
     first, *rest = _code(nb)
@@ -113,6 +112,53 @@ def test_notebook_structure(path):
     assert all(len(c.source.splitlines()) <= 20 for c in rest), f"{path.name}: a code cell is long"
     assert any("course.setup(" in c.source for c in rest[:1]), f"{path.name}: the second code cell calls course.setup()"
     assert "**Modes.**" not in text, f"{path.name}: the mode paragraph comes from course.setup(), not pasted"
+
+
+def _source(cell) -> str:
+    """A code cell without its IPython magics and shell lines, as Python."""
+    return "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+_CLOSE = {"allclose", "isclose", "assert_close", "assert_allclose", "equal", "array_equal"}
+
+
+def _compared(test) -> list:
+    """The two sides an assert's test compares numerically: allclose(a, b) and the like, or abs(a - b) < tol."""
+    for n in ast.walk(test):
+        if isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", None)) in _CLOSE \
+                and len(n.args) >= 2:
+            return n.args[:2]
+        if isinstance(n, ast.Compare) and isinstance(n.ops[0], (ast.Lt, ast.LtE)) and isinstance(n.left, ast.Call) \
+                and getattr(n.left.func, "id", None) == "abs" and n.left.args \
+                and isinstance(n.left.args[0], ast.BinOp) and isinstance(n.left.args[0].op, ast.Sub):
+            return [n.left.args[0].left, n.left.args[0].right]
+    return []
+
+
+def _check_open_the_hood(name: str, nb) -> None:
+    """The "Open the hood" section (up to the next ## heading) recomputes a library value in plain torch and asserts
+    the two agree: an `assert allclose(a, b)` or `assert abs(a - b) < tol` with two different sides, one of them
+    computed in the section itself."""
+    start = next(i for i, c in enumerate(nb.cells) if "## Open the hood" in c.source)
+    cells = []
+    for c in nb.cells[start + 1:]:
+        if c.cell_type == "markdown" and re.search(r"^## ", c.source, re.M):
+            break
+        if c.cell_type == "code":
+            cells.append(c)
+    tree = ast.parse("\n".join(_source(c) for c in cells))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} \
+        | {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "torch" in imported, f"{name}: the open-the-hood section recomputes in plain torch, but imports no torch"
+    made_here = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    tests = [n.test for n in ast.walk(tree) if isinstance(n, ast.Assert)] + [  # and torch.testing.assert_close(a, b)
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
+        and getattr(n.value.func, "attr", None) in ("assert_close", "assert_allclose")]
+    checks = [sides for test in tests for sides in [_compared(test)]
+              if sides and ast.dump(sides[0]) != ast.dump(sides[1])
+              and any(isinstance(x, ast.Name) and x.id in made_here for side in sides for x in ast.walk(side))]
+    assert checks, (f"{name}: the open-the-hood section needs an assert that compares a library value with its "
+                    "recomputation there (torch.allclose(a, b), torch.testing.assert_close(a, b) or abs(a - b) < tol)")
 
 
 def _bound(tree) -> set:
@@ -136,8 +182,7 @@ def test_solutions_use_only_names_they_import_or_the_notebook_defines(path):
     nb = nbformat.read(path, as_version=4)
     defined = set(dir(builtins))
     for cell in _code(nb):
-        lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-        defined |= _bound(ast.parse("\n".join(lines)))
+        defined |= _bound(ast.parse(_source(cell)))
     for block in re.findall(r"```python\n(.*?)```", _markdown(nb), re.S):
         tree = ast.parse(block)
         used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}

@@ -3,11 +3,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_config
+import importlib
+
+from conftest import paper_transfer_params, tiny_config
 from scalearn_lite.config import VARIANTS, ScaLearnConfig
 from scalearn_lite.models import encoder_layers, from_config
+from scalearn_lite.params import count_parameters
 from scalearn_lite.scaling import AdapterWeights, ScaLearn, SourceBank, attach
 from scalearn_lite.sources import extract_weights, seq_bn_config
+
+tr = importlib.import_module("scalearn_lite.transfer")  # the module (the package exports the function `transfer`)
 
 SOURCES = ["a", "b", "c"]
 KINDS = ["bert", "roberta"]
@@ -139,8 +144,9 @@ def test_omega_initialisation_is_two_over_s(variant):
     omega = sl.omega.omega.detach()
     assert abs(omega.mean().item() - 2 / 8) < 1e-3
     assert omega.std().item() < 5e-3
-    cols = 64 if VARIANTS[variant].omega_shape == "vector" else 1
-    assert omega.shape == ((1 if VARIANTS[variant].share_layers else 3), 8, cols)
+    # the paper's shape of each variant (3 layers, 8 sources, d = 64), not one derived from the config's fields
+    assert omega.shape == {"scalearn": (3, 8, 64), "scalearn_uniform": (3, 8, 1), "scalearn_pp": (1, 8, 64),
+                           "scalearn_uniform_pp": (1, 8, 1)}[variant]
 
 
 def test_dropout_acts_on_omega_itself_and_is_off_in_eval():
@@ -164,9 +170,49 @@ def test_dropout_acts_on_omega_itself_and_is_off_in_eval():
         assert torch.equal(sl.omega(0), sl.omega.omega[0])
 
 
-def test_uniform_pp_has_no_dropout_and_others_have_0_3():
-    assert VARIANTS["scalearn_uniform_pp"].omega_dropout == 0.0
-    assert all(VARIANTS[v].omega_dropout == 0.3 for v in ("scalearn", "scalearn_uniform", "scalearn_pp"))
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_training_drops_omega_at_0_3_except_in_uniform_pp(variant):
+    """Measured on the ω the layers receive: about 30% of entries zeroed, survivors scaled by 1/0.7; none for
+    ScaLearnUniform++; the raw ω in eval mode."""
+    torch.manual_seed(0)
+    layers = [[AdapterWeights(torch.randn(4, 64), torch.randn(4), torch.randn(64, 4), torch.randn(64))
+               for _ in range(8)] for _ in range(3)]
+    sl = ScaLearn(VARIANTS[variant], [f"s{i}" for i in range(8)], layers, 64).train()
+    raw = sl.omega.layer_values()[2]  # (S, d|1): layer 2's ω without dropout
+    with torch.no_grad():
+        draws = torch.stack([sl.omega(2) for _ in range(200)])  # (200, S, d|1): 1,600 entries at least
+    if variant == "scalearn_uniform_pp":
+        assert torch.equal(draws, raw.expand_as(draws))
+    else:
+        kept = draws != 0
+        assert abs(1 - kept.float().mean().item() - 0.3) < 0.05
+        torch.testing.assert_close(draws[kept], (raw / 0.7).expand_as(draws)[kept])
+        assert not torch.equal(draws[0], draws[1])  # a fresh mask per call
+    sl.eval()
+    assert torch.equal(sl.omega(2), raw)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_variant_learns_the_papers_omega_count_and_a_step_moves_only_omega_and_head(variant):
+    """On a tiny model (L = 2, S = 3, d = 32): ScaLearn's only parameters are ω, as many as the paper counts and as
+    `scalearn-lite params` reports; one optimiser step on what the transfer trains changes ω and the head only."""
+    model = adapters_model("bert")
+    model.add_classification_head(tr.HEAD, num_labels=3)
+    sl = to_scalearn(model, VARIANTS[variant])
+    expected = paper_transfer_params(variant, layers=2, sources=3, hidden=32)
+    assert sum(p.numel() for p in sl.parameters()) == sl.num_transfer_parameters() == expected  # banks: buffers
+    assert count_parameters(tiny_config("bert"), 3)[variant] == expected
+    params = tr._trainable(model, variant)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    opt = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.0)
+    F.cross_entropy(model(**batch(), head=tr.HEAD).logits, torch.tensor([0, 1, 2])).backward()
+    opt.step()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+    head = {k for k in before if k.startswith(f"heads.{tr.HEAD}.")}
+    assert "scalearn.omega.omega" in changed and changed & head
+    assert changed <= {"scalearn.omega.omega"} | head, sorted(changed - head)
+    assert any(k.startswith("scalearn.banks.") for k in before) and any(".attention." in k for k in before)
 
 
 def test_bank_runs_under_cpu_autocast():

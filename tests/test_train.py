@@ -1,5 +1,6 @@
 """The training loop's pieces: length-grouped batches, order-preserving prediction, best-epoch restore,
-CPU precision; and the presets' budget rules."""
+CPU precision, step budgets, early stopping, the fusion regulariser. (The presets' budgets are exercised by runs in
+tests/test_protocol.py.)"""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,7 @@ from scalearn_lite.encoding import LengthGroupedSampler
 from scalearn_lite.models import from_config
 from scalearn_lite.tasks import get_task
 from scalearn_lite import train as train_mod
-from scalearn_lite.config import PRESETS, Preset
+from scalearn_lite.config import Preset
 from scalearn_lite.train import FitConfig, decide, fit, predict, resolve_cpu_precision
 
 
