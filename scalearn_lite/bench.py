@@ -24,7 +24,6 @@ the noise-free, machine-independent side of every time ratio.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import math
@@ -47,7 +46,7 @@ from .scaling import AdapterWeights, ScaLearn, SourceBank, attach
 
 HEAD = "bench"
 DEFAULT_SOURCES = "1,2,4,8,16,32"
-# (ratio, comparison, limit): the speed and memory targets of issue 5.
+# (ratio, comparison, limit): the speed and memory targets (benchmarks/README.md).
 TARGETS = {
     "scalearn_vs_adapter": ("<=", 1.25),
     "scalearn_vs_floor": ("<=", 1.35),
@@ -56,31 +55,6 @@ TARGETS = {
     "loop_vs_batched": (">=", 1.3),
     "memory_scalearn_vs_adapter": ("<=", 1.3),
 }
-
-
-# ------------------------------------------------------------------------------------ arguments
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default=None, help="model (and default batch / length) from a preset: tiny, cpu, "
-                   "paper; default cpu (all-MiniLM-L6-v2, 6 layers) on --device cpu, paper (roberta-base) on cuda")
-    p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' "
-                   "(overrides the preset)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (fp32) or cuda (bf16 autocast)")
-    p.add_argument("--json", default=None, metavar="FILE", help="write every figure, the machine and the ratios here")
-    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's, 32)")
-    p.add_argument("--seq-len", type=int, default=None, help="tokens per example (default: the preset's, 128)")
-    p.add_argument("--repeats", type=int, default=3, help="timed rounds; each runs one step of every configuration "
-                   "(default 3, medians reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (at least 1: the first one measures "
-                   "memory); default 1")
-    p.add_argument("--sources", default=DEFAULT_SOURCES, help=f"numbers of sources S for the ScaLearn sweep "
-                   f"(default {DEFAULT_SOURCES})")
-    p.add_argument("--compare-sources", type=int, default=None, help="S for the loop, fusion, inference and "
-                   "adapter-part comparisons (default 8 if in --sources, else the largest)")
-    p.add_argument("--seed", type=int, default=0, help="seed for inputs, heads and source weights (default 0)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
-    p.add_argument("--random-weights", action="store_true", help="random weights at the model's shapes instead of "
-                   "its trained ones (no download: roberta-base's shapes are built in); times and memory do not "
-                   "depend on the weights' values")
 
 
 @dataclass
@@ -107,28 +81,33 @@ class Setup:
         return torch.autocast("cuda", dtype=self.amp) if self.amp else contextlib.nullcontext()
 
 
-def _setup(args) -> Setup:
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+def make_setup(*, device: str = "cpu", preset: Optional[str] = None, model: Optional[str] = None,
+               batch_size: Optional[int] = None, seq_len: Optional[int] = None, repeats: int = 3, warmup: int = 1,
+               sources=DEFAULT_SOURCES, compare_sources: Optional[int] = None, seed: int = 0,
+               random_weights: bool = False) -> Setup:
+    """Check the benchmark's settings and fill the defaults from the preset (cpu on CPU, paper on CUDA)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    preset = get_preset(args.preset or ("paper" if device.type == "cuda" else "cpu")).with_(model=args.model)
+    chosen = get_preset(preset or ("paper" if dev.type == "cuda" else "cpu")).with_(model=model)
     try:
-        sources = sorted({int(s) for s in str(args.sources).split(",") if s.strip()})
+        counts = sorted({int(s) for s in (sources.split(",") if isinstance(sources, str) else sources)
+                         if str(s).strip()})
     except ValueError:
-        raise ValueError(f"--sources must be comma-separated integers, got {args.sources!r}") from None
-    if not sources or min(sources) < 1:
-        raise ValueError(f"--sources needs numbers >= 1, got {args.sources!r}")
-    compare = args.compare_sources or (8 if 8 in sources else max(sources))
-    if compare not in sources:
-        raise ValueError(f"--compare-sources {compare} must be one of --sources {sources}")
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    batch = args.batch_size or preset.batch_size
-    seq = args.seq_len or preset.max_length
+        raise ValueError(f"--sources must be comma-separated integers, got {sources!r}") from None
+    if not counts or min(counts) < 1:
+        raise ValueError(f"--sources needs numbers >= 1, got {sources!r}")
+    compare = compare_sources or (8 if 8 in counts else max(counts))
+    if compare not in counts:
+        raise ValueError(f"--compare-sources {compare} must be one of --sources {counts}")
+    if repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {repeats}")
+    batch = batch_size or chosen.batch_size
+    seq = seq_len or chosen.max_length
     if batch < 1 or seq < 2:
         raise ValueError(f"--batch-size must be >= 1 and --seq-len >= 2, got {batch} and {seq}")
-    return Setup(preset.model, preset.num_layers, batch, seq, device, sources, compare, args.repeats,
-                 max(1, args.warmup), args.seed, getattr(args, "random_weights", False))
+    return Setup(chosen.model, chosen.num_layers, batch, seq, dev, counts, compare, repeats, max(1, warmup), seed,
+                 random_weights)
 
 
 # --------------------------------------------------------------------------------- configurations
@@ -554,24 +533,18 @@ def benchmark(setup: Setup, progress: Callable[[str], None] = print) -> dict:
     }
 
 
-def run(args) -> int:
-    setup = _setup(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def run(setup: Setup, *, threads: Optional[int] = None, json_path=None) -> dict:
+    """Measure every configuration of `setup` side by side, print the report, write `json_path` if given."""
+    if threads:
+        torch.set_num_threads(threads)
     say = lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)
     res = benchmark(setup, say)
     bad = [k for k, v in res["ratios"].items() if not (isinstance(v, float) and math.isfinite(v) and v > 0)]
     if bad:
         raise RuntimeError(f"non-finite or non-positive ratios {bad}: a measurement failed")
     print_report(res)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        write_json(Path(args.json), res)
-        print(f"→ {args.json}")
-    return 0
-
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m scalearn_lite.bench", description=__doc__.splitlines()[0])
-    add_arguments(_parser)
-    sys.exit(run(_parser.parse_args()))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(json_path), res)
+        print(f"→ {json_path}")
+    return res

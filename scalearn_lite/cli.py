@@ -141,6 +141,163 @@ def cmd_params(args) -> int:
     return 0
 
 
+def _csv(value: Optional[str]) -> List[str]:
+    """ "a, b,,c" → ["a", "b", "c"]: the comma-separated lists of the options."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _workers(p: argparse.ArgumentParser) -> None:
+    default = min(2, os.cpu_count() or 1)
+    p.add_argument("--jobs", type=int, default=default, help="transfer runs in parallel processes, each with "
+                   f"cores / jobs torch threads, after stage 1 (default {default}: min(2, cores); on 2 cores two "
+                   "1-thread runs finished 1.2x sooner than one 2-thread run at a time)")
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    from .experiments import DEMO_METHODS, DEMO_SOURCES, DEMO_TARGETS
+
+    p.add_argument("--preset", default="cpu", help="cpu (default: embedded model, laptop budget), tiny or paper")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ (else $SCALEARN_DATA_DIR, else the hub)")
+    p.add_argument("--targets", default=",".join(DEMO_TARGETS),
+                   help=f"comma-separated targets (default {','.join(DEMO_TARGETS)})")
+    p.add_argument("--sources", default=",".join(DEMO_SOURCES),
+                   help=f"comma-separated sources (default {','.join(DEMO_SOURCES)})")
+    p.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated methods (default: the four "
+                   "ScaLearn variants, adapter, adapterfusion, average, head_only)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--report", default="test", choices=["test", "validation"], help="score the table on test "
+                   "(default) or on validation, the split every choice (targets, budgets, rates) is made on")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cpu_precision(p)
+    _workers(p)
+
+
+def cmd_demo(args) -> int:
+    from .experiments import demo
+
+    demo(preset_of(args), targets=_csv(args.targets), sources=_csv(args.sources), methods=_csv(args.methods),
+         seeds=args.seeds, out=args.out, report=args.report, data_dir=args.data_dir, progress=not args.quiet, workers=args.jobs)
+    return 0
+
+
+def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
+    from .transfer import METHODS
+
+    p.add_argument("--benchmark", required=True, choices=["glue", "superglue"], help="which benchmark")
+    p.add_argument("--preset", default="cpu", help="cpu (embedded model) or paper (roberta-base, the paper's protocol)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--targets", default=None, help="comma-separated targets (default: every task with training data)")
+    p.add_argument("--sources", default=None, help="comma-separated sources (default: every task of the benchmark with "
+                   "data, dev-only ones included), or 'hub' (= 'hub-pfeiffer') / 'hub-pf' for AdapterHub's roberta-base "
+                   "Pfeiffer / pf adapters (selected by their authors on the official dev split, our test split: "
+                   "optimistic scores)")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods (default: all)")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
+    p.add_argument("--out", default=None, help="output folder (default runs/reproduce/<benchmark>-<preset>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cpu_precision(p)
+    _workers(p)
+
+
+def cmd_reproduce(args) -> int:
+    from .experiments import reproduce
+    from .hub import SOURCE_SPECS
+
+    sources = args.sources if args.sources in SOURCE_SPECS else (_csv(args.sources) or None)
+    reproduce(args.benchmark, preset_of(args), seeds=args.seeds, targets=_csv(args.targets) or None, sources=sources,
+              methods=_csv(args.methods), data_dir=args.data_dir, out=args.out, progress=not args.quiet,
+              workers=args.jobs)
+    return 0
+
+
+def _lr_grid_arguments(p: argparse.ArgumentParser) -> None:
+    from .lr_grid import GROUPS
+
+    p.add_argument("--preset", default="cpu", help="the preset whose budget is tuned (default cpu)")
+    p.add_argument("--targets", default="rte,mrpc", help="comma-separated targets (default rte,mrpc: the demo's)")
+    p.add_argument("--sources", default="cola,sst2,mrpc,stsb,rte", help="sources of the transfer groups "
+                   "(default: the demo's; the target's own adapter goes last)")
+    default = ",".join(g for g in GROUPS if g != "source")
+    p.add_argument("--groups", default=default, help=f"which rates to tune, from {', '.join(GROUPS)} (default {default}: "
+                   "'source' retrains every source adapter per factor)")
+    p.add_argument("--factors", default="1,3,10", help="multiples of the paper's rate to try (default 1,3,10)")
+    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
+    p.add_argument("--out", default=None, help="run folders (default runs/lr_grid/<preset>); finished runs are reused")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the grid and the chosen rates here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cpu_precision(p)
+
+
+def cmd_lr_grid(args) -> int:
+    import time
+
+    from .io import write_json
+    from .lr_grid import format_table, lr_grid
+    from .provenance import git_revision, machine
+    from .tasks import get_task
+
+    start = time.perf_counter()
+    preset = preset_of(args)
+    targets = [get_task(t).name for t in _csv(args.targets)]
+    try:
+        factors = [float(f) for f in _csv(args.factors)]
+    except ValueError:
+        raise ValueError(f"--factors must be comma-separated numbers, got {args.factors!r}") from None
+    out = Path(args.out or f"runs/lr_grid/{preset.name}")
+    res = lr_grid(preset, targets, _csv(args.sources), _csv(args.groups), factors, data_dir=args.data_dir,
+                  out=out, progress=not args.quiet)
+    table = format_table(res["groups"])
+    chosen = {g["field"]: g["chosen_lr"] for g in res["groups"].values()}
+    print("\n" + table + "\n\nchosen: " + ", ".join(f"{k}={v:g}" for k, v in chosen.items()))
+    if args.json:
+        write_json(Path(args.json), {"preset": preset.name, "targets": targets, "sources": _csv(args.sources),
+                                     "factors": factors, "seed": 0,
+                                     "selection": "lowest mean over tasks of validation loss / the task's best in the grid",
+                                     "groups": res["groups"], "chosen": chosen, "machine": machine(),
+                                     "git": git_revision(), "wall_seconds": time.perf_counter() - start,
+                                     "table": table})
+        print(f"→ {args.json}")
+    return 0
+
+
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
+    from .bench import DEFAULT_SOURCES
+
+    p.add_argument("--preset", default=None, help="model (and default batch / length) from a preset: tiny, cpu, "
+                   "paper; default cpu (all-MiniLM-L6-v2, 6 layers) on --device cpu, paper (roberta-base) on cuda")
+    p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' "
+                   "(overrides the preset)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (fp32) or cuda (bf16 autocast)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write every figure, the machine and the ratios here")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's, 32)")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per example (default: the preset's, 128)")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds; each runs one step of every configuration "
+                   "(default 3, medians reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (at least 1: the first one measures "
+                   "memory); default 1")
+    p.add_argument("--sources", default=DEFAULT_SOURCES, help=f"numbers of sources S for the ScaLearn sweep "
+                   f"(default {DEFAULT_SOURCES})")
+    p.add_argument("--compare-sources", type=int, default=None, help="S for the loop, fusion, inference and "
+                   "adapter-part comparisons (default 8 if in --sources, else the largest)")
+    p.add_argument("--seed", type=int, default=0, help="seed for inputs, heads and source weights (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--random-weights", action="store_true", help="random weights at the model's shapes instead of "
+                   "its trained ones (no download: roberta-base's shapes are built in); times and memory do not "
+                   "depend on the weights' values")
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    setup = bench.make_setup(device=args.device, preset=args.preset, model=args.model, batch_size=args.batch_size,
+                             seq_len=args.seq_len, repeats=args.repeats, warmup=args.warmup, sources=args.sources,
+                             compare_sources=args.compare_sources, seed=args.seed,
+                             random_weights=args.random_weights)
+    bench.run(setup, threads=args.threads, json_path=args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalearn-lite", description="ScaLearn: learn to scale frozen source "
                                      "adapters for task transfer. Stage 1 trains one adapter per source task; stage 2 "
@@ -196,21 +353,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print {method: transfer parameters}")
     p.set_defaults(func=cmd_params)
 
-    # Commands whose options live next to their code (bench.py, experiments.py).
-    from . import bench, experiments, lr_grid
-
     p = sub.add_parser("bench", help="side-by-side speed and memory benchmark: floor, adapter, ScaLearn, loop, fusion")
-    bench.add_arguments(p)
-    p.set_defaults(func=bench.run)
+    _bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("demo", help="the paper's comparison in miniature: sources, all methods, 3 seeds, table + plots")
-    experiments.add_demo_arguments(p)
-    p.set_defaults(func=experiments.run_demo)
+    _demo_arguments(p)
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("lr-grid", help="pick each method's learning rate from one grid (x paper rate) on validation loss")
-    lr_grid.add_arguments(p)
-    p.set_defaults(func=lr_grid.run)
+    _lr_grid_arguments(p)
+    p.set_defaults(func=cmd_lr_grid)
     p = sub.add_parser("reproduce", help="every target of a benchmark against all its sources, all methods; resumable")
-    experiments.add_reproduce_arguments(p)
-    p.set_defaults(func=experiments.run_reproduce)
+    _reproduce_arguments(p)
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 

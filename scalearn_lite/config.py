@@ -1,7 +1,7 @@
 """Typed configuration: the four ScaLearn variants as field values, and named run presets."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 OMEGA_SHAPES = ("vector", "scalar")

@@ -211,7 +211,7 @@ def _preset(preset: Union[str, Preset]) -> Preset:
 def run_folder(target: str, sources: Sequence[str], method: str, preset: Union[str, Preset], seed: int = 0,
                k_shot: Optional[int] = None) -> Path:
     """runs/notebooks/<preset>/<model>/<target>[-kK]/<sources joined by +>/<method>/seed<k>/"""
-    from .transfer import _source_name, order_sources
+    from .transfer import source_label, order_sources
 
     preset = _preset(preset)
     task = get_task(target)
@@ -220,7 +220,7 @@ def run_folder(target: str, sources: Sequence[str], method: str, preset: Union[s
     elif method == "adapter":
         label = "own"
     else:
-        label = "+".join(_source_name(s) for s in order_sources(task, sources))
+        label = "+".join(source_label(s) for s in order_sources(task, sources))
     name = task.name if k_shot is None else f"{task.name}-k{k_shot}"
     return runs_root() / preset.name / model_id(preset.model, preset.num_layers) / name / label / method / f"seed{seed}"
 
@@ -300,7 +300,7 @@ class ProbeBench:
                  data_dir=None, max_train: Optional[int] = None, include_target: bool = True,
                  progress: bool = False):
         from .sources import encode_splits, load_task_data, resolve_source
-        from .transfer import _source_name, build_scalearn, order_sources
+        from .transfer import source_label, build_scalearn, order_sources
 
         self.preset = _preset(preset).with_(max_train=max_train)
         base = _preset(preset)  # sources come from the cache of the unmodified preset
@@ -309,7 +309,7 @@ class ProbeBench:
             raise ValueError(f"probing supports classification and regression targets, not {self.task.problem}")
         names = order_sources(self.task, sources, include_target)
         refs = [resolve_source(s, base, data_dir=data_dir, seed=0, progress=progress) for s in names]
-        self.sources = [_source_name(s) for s in names]
+        self.sources = [source_label(s) for s in names]
         rows = load_task_data(self.task, self.preset, data_dir, seed=seed)
         set_seed(seed)
         self.net, self.tokenizer = load_base(base.model, base.num_layers)

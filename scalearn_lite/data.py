@@ -176,7 +176,7 @@ def describe_source(task, data_dir=None, source: str = "auto") -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+def file_sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -196,7 +196,7 @@ def data_identity(task, data_dir=None, source: str = "auto") -> Dict[str, Any]:
         if path.is_file():
             st = path.stat()
             files[split] = {"file": path.name, "bytes": st.st_size,
-                            "sha256": _file_sha256(str(path), st.st_size, st.st_mtime_ns)}
+                            "sha256": file_sha256(str(path), st.st_size, st.st_mtime_ns)}
     return {"local": files}
 
 

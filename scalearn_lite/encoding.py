@@ -70,7 +70,7 @@ class Collator:
         return batch
 
 
-def _length(f: dict) -> int:
+def token_length(f: dict) -> int:
     ids = f["input_ids"]
     return max(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
 
@@ -101,5 +101,5 @@ def make_loader(feats: List[dict], task, tokenizer, batch_size: int, shuffle: bo
     collate = Collator(tokenizer.pad_token_id or 0, task.problem)
     if not shuffle:
         return DataLoader(feats, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    sampler = LengthGroupedSampler([_length(f) for f in feats], batch_size, seed)
+    sampler = LengthGroupedSampler([token_length(f) for f in feats], batch_size, seed)
     return DataLoader(feats, batch_sampler=sampler, collate_fn=collate)

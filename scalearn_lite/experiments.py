@@ -5,7 +5,6 @@ results table in the paper's layout (rows = methods, columns = targets + average
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +15,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import data as data_mod
-from .cli import add_cpu_precision, preset_of
 from .hub import HUB_CAVEAT, SOURCE_SPECS, hub_adapter_id, is_hub_id
 from .io import write_text
 from .provenance import git_revision, machine
 from .tasks import get_task, list_tasks
 from .train import precision_used
-from .transfer import METHOD_NAMES, METHODS, OMEGA_METHODS, _is_task, _task_name, transfer
+from .transfer import METHOD_NAMES, METHODS, OMEGA_METHODS, is_task_ref, task_name_of, transfer
 
 # The demo's sources: zoo adapters with signal for small pair tasks (QNLI is dev-only offline: a source only).
 DEMO_SOURCES = ("sst2", "stsb", "qnli", "mrpc", "rte")
-# Candidate targets (small, with signal for this model, DESIGN-style); the two defaults were picked among them on
+# Candidate targets (small, with signal for this model); the two defaults were picked among them on
 # *validation* scores (docs/results/target-selection/results.md), never on test.
 DEMO_TARGET_CANDIDATES = ("mrpc", "stsb", "rte", "cb")
 DEMO_TARGETS = ("stsb", "rte")  # largest validation gain of a ScaLearn variant over Adapter among the candidates
@@ -180,7 +178,7 @@ def paper_comparison(summary: pd.DataFrame, targets: Sequence[str], methods: Seq
     """Markdown: our average over `targets` next to the paper's benchmark average (roberta-base, all tasks)."""
     paper = PAPER_AVERAGES[benchmark]
     lines = [f"Our average over {', '.join(targets)} next to the paper's {benchmark} average (roberta-base, every "
-             f"task of the benchmark, DESIGN §1); compare the order of the methods, not the absolute numbers.", "",
+             f"task of the benchmark, as the paper reports it); compare the order of the methods, not the absolute numbers.", "",
              "| method | ours (avg) | paper (avg) |", "|---|---|---|"]
     for m in methods:
         sub = summary[(summary.method == m) & summary.target.isin(targets)]
@@ -236,35 +234,6 @@ def _plots(out: Path, runs: pd.DataFrame, targets: Sequence[str], data_dir=None)
 
 
 # ------------------------------------------------------------------------------------------ demo
-def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="cpu", help="cpu (default: embedded model, laptop budget), tiny or paper")
-    p.add_argument("--data-dir", default=None, help="folder with glue_data/ (else $SCALEARN_DATA_DIR, else the hub)")
-    p.add_argument("--targets", default=",".join(DEMO_TARGETS), help=f"comma-separated targets (default {','.join(DEMO_TARGETS)})")
-    p.add_argument("--sources", default=",".join(DEMO_SOURCES), help=f"comma-separated sources (default {','.join(DEMO_SOURCES)})")
-    p.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated methods (default: the four "
-                   "ScaLearn variants, adapter, adapterfusion, average, head_only)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
-    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--report", default="test", choices=["test", "validation"], help="score the table on test "
-                   "(default) or on validation, the split every choice (targets, budgets, rates) is made on")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_cpu_precision(p)
-    add_workers(p)
-
-
-def add_workers(p: argparse.ArgumentParser) -> None:
-    import os
-
-    default = min(2, os.cpu_count() or 1)
-    p.add_argument("--jobs", type=int, default=default, help="transfer runs in parallel processes, each with "
-                   f"cores / jobs torch threads, after stage 1 (default {default}: min(2, cores); on 2 cores two "
-                   "1-thread runs finished 1.2x sooner than one 2-thread run at a time)")
-
-
-def _csv(value: str) -> List[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 def budget_line(preset) -> str:
     """The preset's three budgets in one line, for table headers."""
     return (f"sources: {preset.source_max_train or 'all'} rows × {preset.source_epochs} epochs (patience "
@@ -273,72 +242,61 @@ def budget_line(preset) -> str:
             f"validation {preset.transfer_select_by}; {preset.max_validation or 'all'} validation rows")
 
 
-def run_demo(args) -> int:
+def demo(preset, *, targets: Sequence[str] = DEMO_TARGETS, sources: Sequence[str] = DEMO_SOURCES,
+         methods: Sequence[str] = DEMO_METHODS, seeds: int = 3, out="runs/demo", report: str = "test",
+         data_dir=None, progress: bool = True, workers: int = 1) -> pd.DataFrame:
+    """The paper's comparison in miniature: the source zoo (trained once, then cached), `methods` × `targets` ×
+    `seeds` transfer runs, the table (scored on `report`: "test" or "validation", the split choices are made on),
+    results.md/.csv and the plots in `out`. Returns the per-method summary."""
     from . import zoo as zoo_mod
 
     start = time.perf_counter()
-    preset, out = preset_of(args), Path(args.out)
-    targets, sources, methods = _csv(args.targets), _csv(args.sources), _csv(args.methods)
+    out, targets, sources, methods = Path(out), list(targets), list(sources), list(methods)
+    if report not in ("test", "validation"):
+        raise ValueError(f"report must be 'test' or 'validation', got {report!r}")
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
     targets = [get_task(t).name for t in targets]
-    zoo_tasks = [n for n in sources if _is_task(n) and _task_name(n) not in targets]
+    zoo_tasks = [n for n in sources if is_task_ref(n) and task_name_of(n) not in targets]
     print(f"demo: the source zoo ({', '.join(zoo_tasks)}; trained once with the source budget, then cached)")
-    zoo = zoo_mod.train_zoo(preset, zoo_tasks, data_dir=args.data_dir, progress=not args.quiet) if zoo_tasks else None
+    zoo = zoo_mod.train_zoo(preset, zoo_tasks, data_dir=data_dir, progress=progress) if zoo_tasks else None
     zoo_minutes = (time.perf_counter() - start) / 60
     if zoo is not None:
         print(zoo_mod.zoo_table(zoo) + f"\nzoo: {zoo_minutes:.1f} min\n")
-    jobs = [Job(t, sources, m, s) for s in range(args.seeds) for t in targets for m in methods]
-    print(f"demo: {len(jobs)} runs ({len(methods)} methods × {len(targets)} targets × {args.seeds} seeds), preset "
+    jobs = [Job(t, sources, m, s) for s in range(seeds) for t in targets for m in methods]
+    print(f"demo: {len(jobs)} runs ({len(methods)} methods × {len(targets)} targets × {seeds} seeds), preset "
           f"{preset.name}: {budget_line(preset)}")
-    runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet, workers=args.jobs)
-    column = "validation" if args.report == "validation" else "value"
+    runs = run_jobs(jobs, preset, data_dir=data_dir, out=out, progress=progress, workers=workers)
+    column = "validation" if report == "validation" else "value"
     summary = summarize(runs, column)
-    table = paper_table(summary, targets, methods, constant_scores(targets, preset, args.data_dir, args.report))
+    table = paper_table(summary, targets, methods, constant_scores(targets, preset, data_dir, report))
     minutes = (time.perf_counter() - start) / 60
-    split = ("VALIDATION split (the 10% held out of train: what choices are made on)" if args.report == "validation"
+    split = ("VALIDATION split (the 10% held out of train: what choices are made on)" if report == "validation"
              else "test = official dev split")
     command = f"scalearn-lite demo --preset {preset.name} --targets {','.join(targets)} --sources {','.join(sources)}"
-    if args.methods != ",".join(DEMO_METHODS):
-        command += f" --methods {args.methods}"
-    if args.seeds != 3:
-        command += f" --seeds {args.seeds}"
-    if args.report == "validation":
+    if methods != list(DEMO_METHODS):
+        command += f" --methods {','.join(methods)}"
+    if seeds != 3:
+        command += f" --seeds {seeds}"
+    if report == "validation":
         command += " --report validation"
-    header = (f"# scalearn_lite demo\n\n`{command}` · sources {source_notes(sources, args.data_dir)} (target's own "
-              f"adapter last) · {args.seeds} seeds · {split}, scores in % · {budget_line(preset)} · machine: "
+    header = (f"# scalearn_lite demo\n\n`{command}` · sources {source_notes(sources, data_dir)} (target's own "
+              f"adapter last) · {seeds} seeds · {split}, scores in % · {budget_line(preset)} · machine: "
               f"{machine()}, {precision_used(preset.cpu_precision)} · git {git_revision()} · wall time {minutes:.1f} "
               f"min: zoo {zoo_minutes:.1f} ({0 if zoo is None else int((~zoo['cached']).sum())} adapters trained), "
               f"runs {minutes - zoo_minutes:.1f} ({run_counts(runs)})")
     write_results(out, runs, summary, table, header)
     if zoo is not None:
         zoo_mod.write_zoo(out, zoo, f"# the demo's source zoo\n\n{budget_line(preset)}")
-    plots = _plots(out, runs, targets, args.data_dir)
+    plots = _plots(out, runs, targets, data_dir)
     print("\n" + table + "\n")
     print(f"wrote {out / 'results.md'}, {out / 'results.csv'}, " + ", ".join(str(p) for p in plots))
     print(f"total wall time {minutes:.1f} min (zoo {zoo_minutes:.1f}, runs {minutes - zoo_minutes:.1f})")
-    return 0
+    return summary
 
 
 # ------------------------------------------------------------------------------------- reproduce
-def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", required=True, choices=["glue", "superglue"], help="which benchmark")
-    p.add_argument("--preset", default="cpu", help="cpu (embedded model) or paper (roberta-base, the paper's protocol)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
-    p.add_argument("--targets", default=None, help="comma-separated targets (default: every task with training data)")
-    p.add_argument("--sources", default=None, help="comma-separated sources (default: every task of the benchmark with "
-                   "data, dev-only ones included), or 'hub' (= 'hub-pfeiffer') / 'hub-pf' for AdapterHub's roberta-base "
-                   "Pfeiffer / pf adapters (selected by their authors on the official dev split, our test split: "
-                   "optimistic scores)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods (default: all)")
-    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
-    p.add_argument("--out", default=None, help="output folder (default runs/reproduce/<benchmark>-<preset>)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_cpu_precision(p)
-    add_workers(p)
-
-
 def benchmark_tasks(benchmark: str, data_dir=None) -> Dict[str, List[str]]:
     """{"targets": tasks with training data here, "sources": tasks with any data here} for a benchmark."""
     targets, sources = [], []
@@ -360,10 +318,10 @@ def run_counts(runs: pd.DataFrame) -> str:
 
 
 def source_notes(sources: Sequence[str], data_dir=None) -> str:
-    """The sources, each dev-only one marked (DESIGN §3: every table must say so)."""
+    """The sources, each dev-only one marked (every table must say which sources never had a test split)."""
     notes = []
     for name in sources:
-        if _is_task(name) and not data_mod.has_train(name, data_dir):
+        if is_task_ref(name) and not data_mod.has_train(name, data_dir):
             notes.append(f"{name} (dev only here: its adapter trains on 90% of the dev file; never a target)")
         elif is_hub_id(name):
             notes.append(f"{name} ({HUB_CAVEAT})")
@@ -372,17 +330,16 @@ def source_notes(sources: Sequence[str], data_dir=None) -> str:
     return ", ".join(notes)
 
 
-def _reproduce_command(args, targets: Sequence[str]) -> str:
-    parts = ["scalearn-lite reproduce", f"--benchmark {args.benchmark}", f"--preset {args.preset}",
-             f"--seeds {args.seeds}"]
-    if args.targets:
+def _reproduce_command(benchmark: str, preset_name: str, seeds: int, targets, sources, methods, data_dir) -> str:
+    parts = ["scalearn-lite reproduce", f"--benchmark {benchmark}", f"--preset {preset_name}", f"--seeds {seeds}"]
+    if targets:
         parts.append(f"--targets {','.join(targets)}")
-    if args.sources:
-        parts.append(f"--sources {args.sources}")
-    if args.methods != ",".join(METHODS):
-        parts.append(f"--methods {args.methods}")
-    if args.data_dir:
-        parts.append(f"--data-dir {args.data_dir}")
+    if sources:
+        parts.append(f"--sources {sources if isinstance(sources, str) else ','.join(sources)}")
+    if list(methods) != list(METHODS):
+        parts.append(f"--methods {','.join(methods)}")
+    if data_dir:
+        parts.append(f"--data-dir {data_dir}")
     return " ".join(parts)
 
 
@@ -394,7 +351,7 @@ def in_benchmark(names: Sequence[str], benchmark: str, *, strict: bool) -> List[
     """
     out = []
     for name in names:
-        canonical = _task_name(f"{benchmark}/{name}") or _task_name(name)
+        canonical = task_name_of(f"{benchmark}/{name}") or task_name_of(name)
         if canonical is None:
             if strict:
                 get_task(name)  # raises "unknown task ..., valid names: ..."
@@ -408,39 +365,46 @@ def in_benchmark(names: Sequence[str], benchmark: str, *, strict: bool) -> List[
     return out
 
 
-def run_reproduce(args) -> int:
+def reproduce(benchmark: str, preset, *, seeds: int = 3, targets: Optional[Sequence[str]] = None,
+              sources=None, methods: Sequence[str] = METHODS, data_dir=None, out=None, progress: bool = True,
+              workers: int = 1) -> pd.DataFrame:
+    """Every target of `benchmark` with training data (or `targets`) against every source with data (or
+    `sources`: names, or a hub set name such as "hub" / "hub-pf"), all `methods`, `seeds` seeds; finished run
+    folders in `out` are reused. Writes results.md/.csv, the paper comparison and the plots; returns the summary."""
     start = time.perf_counter()
-    preset = preset_of(args)
-    out = Path(args.out or f"runs/reproduce/{args.benchmark}-{preset.name}")
-    avail = benchmark_tasks(args.benchmark, args.data_dir)
-    targets = in_benchmark(_csv(args.targets), args.benchmark, strict=True) if args.targets else avail["targets"]
-    methods = _csv(args.methods)
+    methods = list(methods)
+    out = Path(out or f"runs/reproduce/{benchmark}-{preset.name}")
+    avail = benchmark_tasks(benchmark, data_dir)
+    targets_given = list(targets) if targets else []
+    targets = in_benchmark(targets_given, benchmark, strict=True) if targets_given else avail["targets"]
     if not targets:
-        raise FileNotFoundError(f"no {args.benchmark} task has training data here; pass --data-dir or go online")
-    hub_set = SOURCE_SPECS.get(args.sources or "")
+        raise FileNotFoundError(f"no {benchmark} task has training data here; pass --data-dir or go online")
+    hub_set = SOURCE_SPECS.get(sources) if isinstance(sources, str) else None
     hub = hub_set is not None
-    if args.sources and not hub:
-        sources = in_benchmark(_csv(args.sources), args.benchmark, strict=False)
-    else:
-        sources = avail["sources"]
+    if isinstance(sources, str) and not hub:  # "rte,mrpc": names, as on the command line
+        sources = [v.strip() for v in sources.split(",") if v.strip()]
+    source_names = in_benchmark(list(sources), benchmark, strict=False) if sources and not hub else avail["sources"]
     jobs = []
     for t in targets:
-        srcs = [hub_adapter_id(n, hub_set) for n in sources if n != t] + [hub_adapter_id(t, hub_set)] if hub else sources
-        jobs += [Job(t, srcs, m, s, not hub) for s in range(args.seeds) for m in methods]
-    print(f"reproduce {args.benchmark}: {len(targets)} targets × {len(methods)} methods × {args.seeds} seeds = "
+        srcs = ([hub_adapter_id(n, hub_set) for n in source_names if n != t] + [hub_adapter_id(t, hub_set)] if hub
+                else source_names)
+        jobs += [Job(t, srcs, m, s, not hub) for s in range(seeds) for m in methods]
+    print(f"reproduce {benchmark}: {len(targets)} targets × {len(methods)} methods × {seeds} seeds = "
           f"{len(jobs)} runs; finished run folders in {out} are reused")
-    runs = run_jobs(jobs, preset, data_dir=args.data_dir, out=out, progress=not args.quiet, workers=args.jobs)
+    runs = run_jobs(jobs, preset, data_dir=data_dir, out=out, progress=progress, workers=workers)
     summary = summarize(runs)
-    table = paper_table(summary, targets, methods, constant_scores(targets, preset, args.data_dir))
+    table = paper_table(summary, targets, methods, constant_scores(targets, preset, data_dir))
     described = (f"AdapterHub's roberta-base {hub_set!r} set ({HUB_CAVEAT})" if hub
-                 else source_notes(sources, args.data_dir))
-    header = (f"# reproduce {args.benchmark} ({preset.name} preset)\n\n`{_reproduce_command(args, targets)}` · "
+                 else source_notes(source_names, data_dir))
+    command = _reproduce_command(benchmark, preset.name, seeds, targets if targets_given else None, sources, methods,
+                                 data_dir)
+    header = (f"# reproduce {benchmark} ({preset.name} preset)\n\n`{command}` · "
               f"sources: {described} (each target's own adapter included) · test = official dev split, scores in % · "
               f"machine: {machine()}, {precision_used(preset.cpu_precision)} · git {git_revision()} · "
               f"wall time {(time.perf_counter() - start) / 60:.1f} min ({run_counts(runs)})")
-    compare = paper_comparison(summary, targets, methods, args.benchmark)
+    compare = paper_comparison(summary, targets, methods, benchmark)
     write_results(out, runs, summary, table + "\n\n" + compare, header)
-    plots = _plots(out, runs, targets, args.data_dir)
+    plots = _plots(out, runs, targets, data_dir)
     print("\n" + table + "\n\n" + compare)
     print(f"\nwrote {out / 'results.md'}, {out / 'results.csv'}, " + ", ".join(str(p) for p in plots))
-    return 0
+    return summary

@@ -12,13 +12,10 @@ the head-only baselines (average, head_only, adaptersoup), which train the same 
 """
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 from .config import PRESETS, Preset
-from .io import write_json
 from .sources import train_source
 from .tasks import get_task
 from .transfer import transfer
@@ -96,50 +93,3 @@ def format_table(groups: Dict[str, dict]) -> str:
             lines.append(f"| {name} | ×{r['factor']:g} | {r['lr']:g}{mark} | " + " | ".join(cells)
                          + f" | {r['relative_loss']:.4f} |")
     return "\n".join(lines)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .cli import add_cpu_precision
-
-    p.add_argument("--preset", default="cpu", help="the preset whose budget is tuned (default cpu)")
-    p.add_argument("--targets", default="rte,mrpc", help="comma-separated targets (default rte,mrpc: the demo's)")
-    p.add_argument("--sources", default="cola,sst2,mrpc,stsb,rte", help="sources of the transfer groups "
-                   "(default: the demo's; the target's own adapter goes last)")
-    default = ",".join(g for g in GROUPS if g != "source")
-    p.add_argument("--groups", default=default, help=f"which rates to tune, from {', '.join(GROUPS)} (default {default}: "
-                   "'source' retrains every source adapter per factor)")
-    p.add_argument("--factors", default="1,3,10", help="multiples of the paper's rate to try (default 1,3,10)")
-    p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else the hub)")
-    p.add_argument("--out", default=None, help="run folders (default runs/lr_grid/<preset>); finished runs are reused")
-    p.add_argument("--json", default=None, metavar="FILE", help="write the grid and the chosen rates here")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_cpu_precision(p)
-
-
-def run(args) -> int:
-    from .cli import preset_of
-    from .experiments import _csv
-    from .provenance import git_revision, machine
-
-    start = time.perf_counter()
-    preset = preset_of(args)
-    targets = [get_task(t).name for t in _csv(args.targets)]
-    try:
-        factors = [float(f) for f in _csv(args.factors)]
-    except ValueError:
-        raise ValueError(f"--factors must be comma-separated numbers, got {args.factors!r}") from None
-    out = Path(args.out or f"runs/lr_grid/{preset.name}")
-    res = lr_grid(preset, targets, _csv(args.sources), _csv(args.groups), factors, data_dir=args.data_dir,
-                  out=out, progress=not args.quiet)
-    table = format_table(res["groups"])
-    chosen = {g["field"]: g["chosen_lr"] for g in res["groups"].values()}
-    print("\n" + table + "\n\nchosen: " + ", ".join(f"{k}={v:g}" for k, v in chosen.items()))
-    if args.json:
-        write_json(Path(args.json), {"preset": preset.name, "targets": targets, "sources": _csv(args.sources),
-                                     "factors": factors, "seed": 0,
-                                     "selection": "lowest mean over tasks of validation loss / the task's best in the grid",
-                                     "groups": res["groups"], "chosen": chosen, "machine": machine(),
-                                     "git": git_revision(), "wall_seconds": time.perf_counter() - start,
-                                     "table": table})
-        print(f"→ {args.json}")
-    return 0

@@ -1,7 +1,7 @@
 """An honest parameter report: transfer parameters per method, counted from instantiated modules."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import torch
 

@@ -156,7 +156,7 @@ def read_weights(path: Path) -> Dict[str, torch.Tensor]:
 
 def _sha256(path: Path) -> str:
     st = path.stat()
-    return data_mod._file_sha256(str(path), st.st_size, st.st_mtime_ns)
+    return data_mod.file_sha256(str(path), st.st_size, st.st_mtime_ns)
 
 
 def _file_record(folder: Path) -> Dict[str, dict]:
@@ -270,7 +270,7 @@ def _settings(task: Task, preset: Preset, seed: int, k_shot: Optional[int], role
             "data": data_mod.data_identity(task, data_dir)}
 
 
-def _history_csv(history: List[dict]) -> str:
+def history_csv(history: List[dict]) -> str:
     keys = list(dict.fromkeys(k for row in history for k in row))
     buf = _io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys)
@@ -336,16 +336,12 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
         net.save_adapter(str(tmp), task.name, with_head=True, use_safetensors=True)
         write_json(tmp / SOURCE_META, {"settings": settings, "hidden_size": net.config.hidden_size,
                                        "num_layers": net.config.num_hidden_layers, "files": _file_record(tmp)})
-        write_text(tmp / "history.csv", _history_csv(result.history))
+        write_text(tmp / "history.csv", history_csv(result.history))
         write_json(tmp / "metrics.json", metrics)
     return SourceResult(final, metrics, cached=False)
 
 
 # -------------------------------------------------------------------------------------- loading
-def _is_hub_id(ref: str) -> bool:
-    return hub.is_hub_id(ref)
-
-
 def check_adapter_folder(folder: Path, model, name: str) -> None:
     """Raise a clear error if `folder` is not a complete seq_bn adapter for `model`'s base."""
     check_adapter_files(folder, model.config, getattr(model, "scalearn_base", None), name)
@@ -427,9 +423,9 @@ def check_sources(refs, preset: Preset, data_dir=None) -> None:
     config = None
     for ref in refs:
         ref = str(ref)
-        if Path(ref).expanduser().is_dir() or _is_hub_id(ref):
+        if Path(ref).expanduser().is_dir() or hub.is_hub_id(ref):
             config = config or load_config(preset.model, preset.num_layers)
-            if _is_hub_id(ref):
+            if hub.is_hub_id(ref):
                 _check_hub_adapter(ref, config)
             else:
                 check_adapter_files(Path(ref).expanduser(), config, model_id(preset.model, preset.num_layers), ref)
@@ -443,8 +439,8 @@ def load_adapter_into(model, ref: Union[str, Path], name: str) -> None:
     A hub id is downloaded first (hub.download_adapter) and its folder gets the same seq_bn checks as a local one.
     """
     ref = str(ref)
-    folder = hub.download_adapter(ref) if _is_hub_id(ref) else Path(ref)
-    where = f"{folder} (hub adapter {ref})" if _is_hub_id(ref) else ref
+    folder = hub.download_adapter(ref) if hub.is_hub_id(ref) else Path(ref)
+    where = f"{folder} (hub adapter {ref})" if hub.is_hub_id(ref) else ref
     check_adapter_folder(folder, model, name)
     try:
         model.load_adapter(str(folder), load_as=name, with_head=False, use_safetensors=True)
@@ -497,7 +493,7 @@ def resolve_source(ref: str, preset: Preset, *, data_dir=None, seed: int = 0, k_
     """A source reference → adapter folder or hub id; task names are trained (or taken from the cache)."""
     if Path(ref).expanduser().is_dir():
         return str(Path(ref).expanduser())
-    if _is_hub_id(ref):
+    if hub.is_hub_id(ref):
         return ref
     task = _source_task(ref)
     return str(train_source(task, preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress,

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from . import metrics as metrics_mod
 from .config import CPU_PRECISIONS
 from . import tracking
-from .encoding import _length, make_loader
+from .encoding import token_length, make_loader
 
 
 @dataclass
@@ -177,7 +177,7 @@ def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = Non
             accelerator=None, cpu_precision: str = "fp32") -> tuple:
     """(logits (N, C) as numpy, mean loss) over encoded features, in eval mode."""
     accelerator = accelerator or _accelerator()
-    order = np.argsort([-_length(f) for f in feats], kind="stable")  # batch similar lengths: less padding
+    order = np.argsort([-token_length(f) for f in feats], kind="stable")  # batch similar lengths: less padding
     loader = accelerator.prepare(make_loader([feats[i] for i in order], task, tokenizer, batch_size))
     was_training = model.training
     model.eval()

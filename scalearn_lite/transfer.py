@@ -18,14 +18,15 @@ import torch
 
 from . import data as data_mod
 from .config import PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig, get_preset, preset_from_dict
+from .hub import is_hub_id
 from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
 from .metrics import main_metric
-from .models import encoder_layers, load_base, model_id, quiet_activation
+from .models import load_base, model_id, quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
 from .baselines import rank_by_similarity, soup_selection, soup_weights, task_sentences
 from .sources import (add_task_head, adapter_folder_name, check_sources, encode_splits, is_complete,
                       load_adapter_into, load_task_data, read_weights, resolve_source, source_dir, source_fingerprint,
-                      source_weights, train_source, weights_file, weights_fingerprint, _history_csv, _is_hub_id)
+                      history_csv, source_weights, train_source, weights_file, weights_fingerprint)
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
 
@@ -61,7 +62,7 @@ def order_sources(target: Task, sources: Sequence[str], include_target: bool = T
     return ordered
 
 
-def _task_name(ref: str) -> Optional[str]:
+def task_name_of(ref: str) -> Optional[str]:
     """The canonical task name if `ref` names a task, else None (a folder or hub id)."""
     try:
         return get_task(ref).name
@@ -70,25 +71,25 @@ def _task_name(ref: str) -> Optional[str]:
 
 
 def _same_task(ref: str, task: Task) -> bool:
-    return _task_name(ref) == task.name
+    return task_name_of(ref) == task.name
 
 
-def _is_task(ref: str) -> bool:
-    return _task_name(ref) is not None
+def is_task_ref(ref: str) -> bool:
+    return task_name_of(ref) is not None
 
 
-def _source_name(ref: str) -> str:
+def source_label(ref: str) -> str:
     """A short adapter name for a reference: the task name; for a folder the task (or adapter name) it was saved
     with; else the folder / hub id tail."""
-    name = _task_name(ref) or (adapter_folder_name(ref) if Path(ref).is_dir() else None)
+    name = task_name_of(ref) or (adapter_folder_name(ref) if Path(ref).is_dir() else None)
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name or Path(ref.rstrip("/")).name)
 
 
 def _source_names(refs: Sequence[str]) -> List[str]:
-    """_source_name of each reference, made unique by a suffix ("rte", "rte_2") where two would collide."""
+    """source_label of each reference, made unique by a suffix ("rte", "rte_2") where two would collide."""
     names: List[str] = []
     for ref in refs:
-        base = name = _source_name(ref)
+        base = name = source_label(ref)
         i = 2
         while name in names:
             name, i = f"{base}_{i}", i + 1
@@ -136,7 +137,7 @@ def _sources_label(spec: TransferSpec, refs: Optional[Sequence[str]]) -> str:
     source references (task names, absolute folder paths, hub ids), so that another source set gets its own folder."""
     if not spec.sources:
         return "none"
-    keys = [_task_name(r) or (r if _is_hub_id(r) else str(Path(r).expanduser().absolute()))
+    keys = [task_name_of(r) or (r if is_hub_id(r) else str(Path(r).expanduser().absolute()))
             for r in (refs if refs is not None else spec.sources)]
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:8]
     return f"{'+'.join(spec.sources)[:40]}-{digest}"
@@ -360,7 +361,7 @@ def _build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
     preset.soup_k with similarity weights, install the souped adapter as one fixed source (ω = 1)."""
     texts = {}
     for name, ref in zip(spec.sources, spec.source_refs):
-        if not _is_task(name):
+        if not is_task_ref(name):
             raise ValueError(f"adaptersoup ranks sources by their training sentences, so each source must be a task "
                              f"name; {ref!r} is not")
         src_rows = (load_task_data(get_task(name), spec.preset, data_dir, as_source=True)["train"]
@@ -463,7 +464,7 @@ def omega_json(net) -> dict:
 def _write_run(final: Path, spec: TransferSpec, net, result, metrics: dict) -> None:
     with atomic_dir(final) as tmp:
         write_json(tmp / "config.json", _run_config(spec))
-        write_text(tmp / "history.csv", _history_csv(result.history))
+        write_text(tmp / "history.csv", history_csv(result.history))
         if hasattr(net, "scalearn"):
             save_omega(tmp / OMEGA_FILE, net.scalearn.omega.omega, net.scalearn.sources)
             write_json(tmp / "omega.json", omega_json(net))
@@ -524,8 +525,8 @@ def _check_same_run(folder: Path, spec: TransferSpec) -> None:
 def _current_fingerprint(ref: str, spec: TransferSpec) -> Optional[str]:
     """The fingerprint a source would have if the run were trained now; None for a task whose stage-1 adapter is
     not cached (it would be retrained from the same settings)."""
-    if _is_task(ref):  # the folder _stage1_refs would resolve it to
-        if _task_name(ref) == spec.target:
+    if is_task_ref(ref):  # the folder _stage1_refs would resolve it to
+        if task_name_of(ref) == spec.target:
             folder = source_dir(ref, spec.preset, own_adapter_seed(spec.preset, spec.seed), spec.k_shot, role="target")
         else:
             folder = source_dir(ref, spec.preset, 0)

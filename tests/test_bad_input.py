@@ -1,4 +1,4 @@
-"""Bad input and faults (issue 14): a clear error before any long work, naming what is wrong and how to fix
+"""Bad input and faults: a clear error before any long work, naming what is wrong and how to fix
 it; nothing already written is lost or poisoned. One section per item of the issue."""
 import json
 import os
