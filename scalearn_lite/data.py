@@ -58,10 +58,17 @@ def resolve_data_dir(data_dir: Union[str, Path, None] = None) -> Optional[Path]:
     return Path(value).expanduser() if value is not None else None
 
 
-def cache_dir() -> Path:
-    """Where downloads and trained artefacts go: env SCALEARN_CACHE_DIR, else <repo root>/data_cache."""
+def cache_dir(package_dir: Union[str, Path, None] = None) -> Path:
+    """Where downloads and trained artefacts go: env SCALEARN_CACHE_DIR; else, in a source checkout (the package
+    beside pyproject.toml: `pip install -e .`, `make`), <repo root>/data_cache; else (a wheel installed into
+    site-packages) the user's cache, $XDG_CACHE_HOME/scalearn_lite or ~/.cache/scalearn_lite."""
     value = os.environ.get(ENV_CACHE_DIR)
-    return Path(value).expanduser() if value else Path(__file__).resolve().parent.parent / "data_cache"
+    if value:
+        return Path(value).expanduser()
+    root = Path(package_dir or Path(__file__).resolve().parent).parent
+    if (root / "pyproject.toml").is_file():
+        return root / "data_cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "scalearn_lite"
 
 
 def _humset_dir(root: Path) -> Path:

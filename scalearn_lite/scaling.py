@@ -51,6 +51,17 @@ class SourceBank(nn.Module):
         self.register_buffer("row_source", src, persistent=False)  # (S·r,) source index of each bottleneck unit
         self.ranks = ranks
 
+    @property
+    def mode(self) -> str:
+        """"batched" (one computation for all S sources) or "loop" (one adapter at a time: the reference)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        if mode not in ("batched", "loop"):
+            raise ValueError(f"mode must be 'batched' or 'loop', got {mode!r}")
+        self._mode = mode
+
     def forward(self, h: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
         """h (B, T, d), ω (S, d) or (S, 1) → Σ_i ω_i ⊙ A_i(h), (B, T, d)."""
         if self.mode == "loop":
@@ -141,9 +152,7 @@ class ScaLearn(nn.Module):
 
     def set_mode(self, mode: str) -> None:
         """"batched" (one computation per layer) or "loop" (adapter by adapter, the reference)."""
-        if mode not in ("batched", "loop"):
-            raise ValueError(f"mode must be 'batched' or 'loop', got {mode!r}")
-        for bank in self.banks:
+        for bank in self.banks:  # the first bank refuses an unknown mode before any is changed
             bank.mode = mode
 
     def set_omega(self, values: torch.Tensor, trainable: Optional[bool] = None) -> None:

@@ -94,6 +94,20 @@ def test_batched_bank_equals_each_adapter_run_by_adapters(kind):
         assert (bank(h, omega) - ref).abs().max() <= 1e-5
 
 
+def test_a_bank_refuses_an_unknown_mode_when_built_and_when_set():
+    weights = [AdapterWeights(torch.randn(4, 8), torch.randn(4), torch.randn(8, 4), torch.randn(8))]
+    with pytest.raises(ValueError, match="mode must be 'batched' or 'loop', got 'looped'"):
+        SourceBank(weights, mode="looped")
+    bank = SourceBank(weights)
+    with pytest.raises(ValueError, match="got 'fast'"):
+        bank.mode = "fast"
+    assert bank.mode == "batched"  # unchanged after the refusal
+    sl = ScaLearn(VARIANTS["scalearn"], ["a"], [weights, weights], 8)
+    with pytest.raises(ValueError, match="got 'fast'"):
+        sl.set_mode("fast")
+    assert [b.mode for b in sl.banks] == ["batched", "batched"]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_layer_output_is_the_design_formula_in_plain_torch(kind):
     model = adapters_model(kind)

@@ -166,6 +166,18 @@ def test_resolve_data_dir_and_cache_dir(monkeypatch, tmp_path):
     assert data.cache_dir() == tmp_path / "c"
 
 
+def test_an_installed_package_caches_in_the_users_cache_not_in_site_packages(monkeypatch, tmp_path):
+    monkeypatch.delenv("SCALEARN_CACHE_DIR", raising=False)
+    installed = tmp_path / "site-packages" / "scalearn_lite"  # a wheel's copy: no pyproject.toml beside it
+    installed.mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.cache_dir(installed) == tmp_path / "xdg" / "scalearn_lite"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.cache_dir(installed) == tmp_path / "home" / ".cache" / "scalearn_lite"
+    assert data.cache_dir(REPO / "scalearn_lite") == REPO / "data_cache"  # the source checkout keeps its folder
+
+
 def test_missing_folder_error_names_exact_path(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         data.load_raw("rte", tmp_path, source="local")
