@@ -21,10 +21,10 @@ from . import data as data_mod
 from .config import Preset, ScaLearnConfig, get_preset, preset_from_dict
 from .encoding import encode, make_loader
 from .hub import hub_adapter_ids, hub_refs
-from .metrics import compute_metrics, main_metric
+from .metrics import compute_metrics, decide_problem, main_metric
 from .models import load_base, model_id
 from .tasks import Task, get_task
-from .train import decide, loss_fn, set_seed
+from .train import loss_fn, set_seed
 
 MODES = ("fast", "cpu", "full")
 PRESET_OF_MODE = {"fast": "tiny", "cpu": "cpu", "full": "paper"}
@@ -352,7 +352,7 @@ def head_metric(task: Task, head: nn.Module, x: torch.Tensor, y: torch.Tensor) -
     head.eval()
     with torch.no_grad():
         logits = head(x).numpy()  # (N, C)
-    return compute_metrics(task, decide(task.problem, logits), y.tolist())[main_metric(task)]
+    return compute_metrics(task, decide_problem(task.problem, logits), y.tolist())[main_metric(task)]
 
 
 def train_head(task: Task, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *,

@@ -200,18 +200,23 @@ def multi_label_decide(logits, threshold: float = 0.5) -> np.ndarray:
 
 
 def decide(task, logits) -> np.ndarray:
-    """Model outputs -> what compute_metrics expects.
+    """Model outputs -> what compute_metrics expects, for a task (or its name); see `decide_problem`."""
+    return decide_problem(get_task(task).problem, logits)
+
+
+def decide_problem(problem: str, logits) -> np.ndarray:
+    """Model outputs of a problem type -> what compute_metrics expects.
 
     classification / multiple choice: argmax over (N, C) -> (N,) ids; regression: (N,) or (N, 1) -> (N,)
     floats; multi_label: sigmoid > 0.5 -> (N, C) multi-hot; record: P(answer) score per candidate row (N,)
     (softmax of (N, 2), or the single logit of (N,)/(N, 1)), to be passed with extra= to compute_metrics.
     """
-    task, z = get_task(task), np.asarray(logits, dtype=np.float64)
-    if task.problem == "regression":
+    z = np.asarray(logits, dtype=np.float64)
+    if problem == "regression":
         return z.reshape(len(z))
-    if task.problem == "multi_label":
+    if problem == "multi_label":
         return multi_label_decide(z)
-    if task.problem == "record":
+    if problem == "record":
         if z.ndim == 2 and z.shape[1] == 2:
             e = np.exp(z - z.max(1, keepdims=True))
             return e[:, 1] / e.sum(1)

@@ -160,18 +160,6 @@ def _forward(model, batch: dict, head: Optional[str]) -> torch.Tensor:
     return model(**inputs).logits
 
 
-def decide(problem: str, logits: np.ndarray) -> np.ndarray:
-    """Raw logits (N, C) → predictions: class ids, regression values, multi-hot, or P(label=1) for ReCoRD."""
-    if problem == "regression":
-        return logits.reshape(-1)
-    if problem == "multi_label":
-        return (logits > 0).astype(int)  # sigmoid(logit) > 0.5
-    if problem == "record":
-        z = logits - logits.max(-1, keepdims=True)
-        return np.exp(z[:, 1]) / np.exp(z).sum(-1)
-    return logits.argmax(-1)
-
-
 @torch.no_grad()
 def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = None, batch_size: int = 64,
             accelerator=None, cpu_precision: str = "fp32") -> tuple:
@@ -200,7 +188,7 @@ def evaluate(model, task, feats: List[dict], tokenizer, head: Optional[str] = No
              accelerator=None, cpu_precision: str = "fp32") -> Dict[str, float]:
     """Task metrics (in [0, 1]) and "loss" of a model on encoded features."""
     logits, loss = predict(model, task, feats, tokenizer, head, batch_size, accelerator, cpu_precision)
-    preds = decide(task.problem, logits)
+    preds = metrics_mod.decide_problem(task.problem, logits)
     labels = [f["label"] for f in feats]
     groups = [f["group"] for f in feats]
     extra = {k: [f.get(k) for f in feats] for k in ("entity", "answers")} if task.problem == "record" else None

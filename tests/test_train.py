@@ -11,7 +11,8 @@ from scalearn_lite.models import from_config
 from scalearn_lite.tasks import get_task
 from scalearn_lite import train as train_mod
 from scalearn_lite.config import Preset
-from scalearn_lite.train import FitConfig, decide, fit, predict, resolve_cpu_precision
+from scalearn_lite.metrics import decide_problem as decide
+from scalearn_lite.train import FitConfig, fit, predict, resolve_cpu_precision
 
 
 class Tok:
