@@ -265,11 +265,11 @@ def result_row(path, metrics: dict) -> dict:
 
 def summary(results: pd.DataFrame, by: Sequence[str] = ("name",)) -> pd.DataFrame:
     """Mean ± std (over seeds, in %) of the test metric per group, with the transfer parameters."""
+    from .experiments import seed_stats
+
     by = list(by)
-    g = results.groupby(by, sort=False)
-    out = pd.DataFrame({"mean": 100 * g["test_metric"].mean(), "std": 100 * g["test_metric"].std(ddof=1),
-                        "seeds": g["seed"].nunique(), "transfer params": g["transfer_params"].first()})
-    out["std"] = out["std"].fillna(0.0)  # one seed: no spread
+    out = seed_stats(results.assign(score=100 * results["test_metric"]), by, "score")
+    out["transfer params"] = results.groupby(by, sort=False)["transfer_params"].first()
     out["test (mean ± std)"] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(out["mean"], out["std"])]
     return out
 

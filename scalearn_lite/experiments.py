@@ -129,9 +129,18 @@ def summarize(runs: pd.DataFrame, column: str = "value") -> pd.DataFrame:
     """Per method and target: metric, mean, std (over seeds, ddof=1; 0 for one seed), seeds, transfer_params.
 
     `column`: "value" (the test score) or "validation" (the selection split: what choices are made on)."""
-    g = runs.groupby(["method", "target"], sort=False)
-    out = g.agg(metric=("metric", "first"), mean=(column, "mean"), std=(column, lambda v: v.std(ddof=1) if len(v) > 1 else 0.0),
-                seeds=("seed", "count"), transfer_params=("transfer_params", "max")).reset_index()
+    stats = seed_stats(runs, ["method", "target"], column)
+    rest = runs.groupby(["method", "target"], sort=False).agg(metric=("metric", "first"),
+                                                              transfer_params=("transfer_params", "max"))
+    return stats.join(rest)[["metric", "mean", "std", "seeds", "transfer_params"]].reset_index()
+
+
+def seed_stats(runs: pd.DataFrame, by: Sequence[str], column: str) -> pd.DataFrame:
+    """Per group of `by`: mean and std over seeds (ddof=1; 0 for a single seed) of `column`, and the number of
+    seeds. The one place a table's "mean ± std over seeds" is computed (demo, reproduce and the notebooks)."""
+    g = runs.groupby(list(by), sort=False)
+    out = pd.DataFrame({"mean": g[column].mean(), "std": g[column].std(ddof=1), "seeds": g["seed"].nunique()})
+    out["std"] = out["std"].fillna(0.0)  # one seed: no spread
     return out
 
 
