@@ -165,7 +165,7 @@ def _finish(name: str, label: str, model, setup: Setup, **kw) -> Trial:
     return Trial(name, label, model, torch.optim.AdamW(params, lr=1e-4), sum(p.numel() for p in params), **kw)
 
 
-def build_floor(base, setup: Setup) -> Trial:
+def floor_trial(base, setup: Setup) -> Trial:
     model = copy.deepcopy(base)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -173,7 +173,7 @@ def build_floor(base, setup: Setup) -> Trial:
     return _finish("floor", "floor (frozen, grad to embeddings)", model, setup)
 
 
-def build_adapter(base, setup: Setup) -> Trial:
+def adapter_trial(base, setup: Setup) -> Trial:
     from .sources import seq_bn_config
 
     model = copy.deepcopy(base)
@@ -182,7 +182,7 @@ def build_adapter(base, setup: Setup) -> Trial:
     return _finish("adapter", "adapter (seq_bn, stage 1)", model, setup)
 
 
-def build_scalearn(base, setup: Setup, num_sources: int, mode: str = "batched", cpu_bf16: bool = False) -> Trial:
+def scalearn_trial(base, setup: Setup, num_sources: int, mode: str = "batched", cpu_bf16: bool = False) -> Trial:
     model = copy.deepcopy(base)
     cfg = model.config
     layers = random_sources(cfg.hidden_size, cfg.num_hidden_layers, num_sources, setup.seed + num_sources)
@@ -197,7 +197,7 @@ def build_scalearn(base, setup: Setup, num_sources: int, mode: str = "batched", 
     return _finish(name, label, model, setup, mode=mode, cpu_bf16=cpu_bf16)
 
 
-def build_fusion(base, setup: Setup, num_sources: int) -> Trial:
+def fusion_trial(base, setup: Setup, num_sources: int) -> Trial:
     from adapters.composition import Fuse
     from .sources import seq_bn_config
 
@@ -216,10 +216,10 @@ def build_fusion(base, setup: Setup, num_sources: int) -> Trial:
 def build_trials(base, setup: Setup) -> List[Trial]:
     k = setup.compare
     with quiet_activation():  # adapters warns "none are activated" before train_adapter activates them
-        bf16 = [build_scalearn(base, setup, k, cpu_bf16=True)] if setup.device.type == "cpu" else []
-        return ([build_floor(base, setup), build_adapter(base, setup)]
-                + [build_scalearn(base, setup, s) for s in setup.sources]
-                + [build_scalearn(base, setup, k, mode="loop"), build_fusion(base, setup, k)] + bf16)
+        bf16 = [scalearn_trial(base, setup, k, cpu_bf16=True)] if setup.device.type == "cpu" else []
+        return ([floor_trial(base, setup), adapter_trial(base, setup)]
+                + [scalearn_trial(base, setup, s) for s in setup.sources]
+                + [scalearn_trial(base, setup, k, mode="loop"), fusion_trial(base, setup, k)] + bf16)
 
 
 # ----------------------------------------------------------------------------------- measuring
