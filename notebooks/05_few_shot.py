@@ -128,9 +128,9 @@ results.pivot_table(index="k_shot", columns="name", values="steps", aggfunc="max
 #
 # ## Open the hood
 #
-# Two checks: every seed trains on the same $k$ rows, nested across $k$ (and with $k = 4$ the classes need not be
-# balanced: look at the label counts), and the std column of the table is the sample standard deviation over
-# seeds, recomputed in plain torch.
+# Two checks: every seed trains on the same $k$ rows, nested across $k$ (with $k = 4$ the classes of a
+# classification target need not be balanced: look at the label counts; STS-B prints its scores' range), and the
+# std column of the table is the sample standard deviation over seeds, recomputed in plain torch.
 
 # %%
 import torch
@@ -141,8 +141,10 @@ k, big = K_LIST[0], K_LIST[-1]
 rows = {s: load_task_data(get_task(TARGET), cfg, k_shot=big, seed=s)["train"] for s in SEEDS}
 small = load_task_data(get_task(TARGET), cfg, k_shot=k, seed=SEEDS[-1])["train"]
 assert all(r == rows[SEEDS[0]] for r in rows.values()) and small == rows[SEEDS[0]][:k]
-counts = torch.bincount(torch.tensor([r["label"] for r in small]))
-print(f"k = {big}: the same rows for seeds {SEEDS}; k = {k}: its first {k} rows, label counts {counts.tolist()} ✓")
+labels = torch.tensor([r["label"] for r in small])
+seen = (f"label counts {torch.bincount(labels).tolist()}" if get_task(TARGET).problem != "regression"
+        else f"scores {labels.min().item():.1f}–{labels.max().item():.1f}")  # STS-B: similarity scores 0–5
+print(f"k = {big}: the same rows for seeds {SEEDS}; k = {k}: its first {k} rows, {seen} ✓")
 
 name = results["name"].iloc[0]
 scores = torch.tensor(results.query("k_shot == @k and name == @name")["test_metric"].tolist(), dtype=torch.float64)
