@@ -177,7 +177,8 @@ def cmd_demo(args) -> int:
     from .experiments import demo
 
     demo(preset_of(args), targets=_csv(args.targets), sources=_csv(args.sources), methods=_csv(args.methods),
-         seeds=args.seeds, out=args.out, report=args.report, data_dir=args.data_dir, progress=not args.quiet, workers=args.jobs)
+         seeds=args.seeds, out=args.out, report=args.report, data_dir=args.data_dir, progress=not args.quiet,
+         workers=args.jobs)
     return 0
 
 

@@ -187,7 +187,8 @@ def paper_comparison(summary: pd.DataFrame, targets: Sequence[str], methods: Seq
     """Markdown: our average over `targets` next to the paper's benchmark average (roberta-base, all tasks)."""
     paper = PAPER_AVERAGES[benchmark]
     lines = [f"Our average over {', '.join(targets)} next to the paper's {benchmark} average (roberta-base, every "
-             f"task of the benchmark, as the paper reports it); compare the order of the methods, not the absolute numbers.", "",
+             f"task of the benchmark, as the paper reports it); compare the order of the methods, not the absolute "
+             "numbers.", "",
              "| method | ours (avg) | paper (avg) |", "|---|---|---|"]
     for m in methods:
         sub = summary[(summary.method == m) & summary.target.isin(targets)]
