@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 OMEGA_SHAPES = ("vector", "scalar")
 CPU_PRECISIONS = ("fp32", "bf16", "auto")
+ATTENTIONS = ("auto", "eager", "sdpa")
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,17 @@ class Preset:
     soup_weighting: str = "similarity"  # weights = similarity normalised to sum 1 (paper) or "uniform"
     warmup_ratio: float = 0.0  # linear warm-up fraction of the schedule (paper: none)
     cpu_precision: str = "auto"  # on CPU: "fp32", "bf16" autocast, or "auto" (bf16 where the CPU has bf16 units); CUDA: mixed
+    # transformers' attention kernel: "eager" (the authors' code path: softmax, dropout, matmul), "sdpa", or "auto"
+    # (eager on CPU, where SDPA with attention dropout falls back to a slow path; sdpa on CUDA). Same maths.
+    attention: str = "auto"
 
     def __post_init__(self):
         # read back from JSON as lists of lists: keep it a hashable tuple of (task, length) pairs
         object.__setattr__(self, "task_max_length", tuple((str(t), int(n)) for t, n in self.task_max_length))
         if self.cpu_precision not in CPU_PRECISIONS:
             raise ValueError(f"cpu_precision must be one of {CPU_PRECISIONS}, got {self.cpu_precision!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.transfer_select_by not in SELECT_BY:
             raise ValueError(f"transfer_select_by must be one of {SELECT_BY}, got {self.transfer_select_by!r}")
         if self.own_adapter_seed not in OWN_ADAPTER_SEEDS:
@@ -147,6 +153,7 @@ def preset_from_dict(fields: dict) -> Preset:
     from dataclasses import fields as dc_fields
 
     known = {f.name for f in dc_fields(Preset)}
+    fields = {"attention": "sdpa", **fields}  # saved before the field existed: transformers' default kernel then
     return Preset(**{k: v for k, v in fields.items() if k in known})
 
 

@@ -312,7 +312,7 @@ class ProbeBench:
         self.sources = [source_label(s) for s in names]
         rows = load_task_data(self.task, self.preset, data_dir, seed=seed)
         set_seed(seed)
-        self.net, self.tokenizer = load_base(base.model, base.num_layers)
+        self.net, self.tokenizer = load_base(base.model, base.num_layers, base.attention)
         cfg = ScaLearnConfig(omega_shape="scalar", omega_dropout=0.0, init_std=0.0)
         self.scalearn = build_scalearn(self.net, self.sources, refs, cfg)
         self.scalearn.set_omega(torch.tensor(0.0), trainable=False)

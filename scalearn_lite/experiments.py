@@ -67,6 +67,11 @@ def _run_job(job: Job, preset, data_dir, out: Path, progress: bool) -> dict:
             "seconds": m["wall_seconds"], "reused": reused, "path": str(res.path)}
 
 
+# rough seconds per run relative to head_only (docs/results/demo-cpu/runs.csv): the order runs are handed out in
+_RELATIVE_COST = {"adapterfusion": 2.3, "finetune": 2.3, "scalearn": 1.5, "scalearn_uniform": 1.5, "scalearn_pp": 1.5,
+                  "scalearn_uniform_pp": 1.5, "average": 1.0, "head_only": 1.0, "adaptersoup": 1.0, "adapter": 0.1}
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -77,9 +82,9 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
              workers: int = 1) -> pd.DataFrame:
     """Run (or reuse) every job; one row per run, in job order.
 
-    `workers` > 1: finished run folders are read here; then stage 1, here (every adapter the unfinished runs
-    load, so no two processes train the same one), then those runs in that many processes with
-    cores // workers torch threads each.
+    `workers` > 1: finished run folders are read here; then stage 1 (every adapter the unfinished runs load, each
+    trained once: the zoo here, the targets' own adapters in the processes), then those runs, the longest first,
+    in that many processes with cores // workers torch threads each.
     """
     bar = tqdm(total=len(jobs), desc="runs", disable=not progress, unit="run")
     if workers <= 1:
@@ -94,7 +99,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from .transfer import train_stage1
+    from .transfer import stage1_plan, train_stage1
 
     rows = [None] * len(jobs)
     todo = []
@@ -104,18 +109,24 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
             bar.update(1)
         else:
             todo.append(i)
-    bar.set_postfix_str("stage 1")
-    for i in todo:
-        job = jobs[i]
-        train_stage1(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir,
-                     include_target=job.include_target, progress=progress)
     if not todo:
         bar.close()
         return pd.DataFrame(rows)
+    bar.set_postfix_str("stage 1")
+    plan = list(dict.fromkeys(a for i in todo for a in stage1_plan(
+        jobs[i].target, jobs[i].sources, jobs[i].method, preset, seed=jobs[i].seed, data_dir=data_dir,
+        include_target=jobs[i].include_target)))  # every source checked before anything trains
+    # the zoo here (shared by many runs); the targets' own adapters (one per target and seed) in the processes
+    train_stage1([a for a in plan if a.role == "source"], preset, data_dir=data_dir, progress=progress)
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                              initargs=(threads,)) as pool:
-        futures = {pool.submit(_run_job, jobs[i], preset, data_dir, out, False): i for i in todo}
+        own = [pool.submit(train_stage1, [a], preset, data_dir=data_dir, progress=False)
+               for a in plan if a.role != "source"]
+        for future in as_completed(own):
+            future.result()
+        longest_first = sorted(todo, key=lambda i: -_RELATIVE_COST.get(jobs[i].method, 2))  # a short tail
+        futures = {pool.submit(_run_job, jobs[i], preset, data_dir, out, False): i for i in longest_first}
         for future in as_completed(futures):
             rows[futures[future]] = future.result()
             job = jobs[futures[future]]

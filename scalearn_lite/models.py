@@ -74,8 +74,19 @@ def load_config(name: str, num_layers: Optional[int] = None):
     return config
 
 
-def load_base(name: str = EMBEDDED, num_layers: Optional[int] = None) -> Tuple["object", "object"]:
-    """(AdapterModel with flex heads, tokenizer) for a base model; weights beyond `num_layers` are dropped."""
+def attention_used(attention: str = "auto") -> str:
+    """The attention kernel an `attention` setting gives on this machine: "auto" is sdpa with CUDA, else eager."""
+    if attention != "auto":
+        return attention
+    import torch
+
+    return "sdpa" if torch.cuda.is_available() else "eager"
+
+
+def load_base(name: str = EMBEDDED, num_layers: Optional[int] = None,
+              attention: str = "auto") -> Tuple["object", "object"]:
+    """(AdapterModel with flex heads, tokenizer) for a base model; weights beyond `num_layers` are dropped.
+    `attention`: transformers' attention kernel ("eager", "sdpa" or "auto", see `attention_used`)."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
     from adapters import AutoAdapterModel
@@ -85,7 +96,7 @@ def load_base(name: str = EMBEDDED, num_layers: Optional[int] = None) -> Tuple["
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # truncation drops layers on purpose; the warning would only confuse
     try:
-        model = AutoAdapterModel.from_pretrained(path, config=config)
+        model = AutoAdapterModel.from_pretrained(path, config=config, attn_implementation=attention_used(attention))
     finally:
         hf_logging.set_verbosity(verbosity)
     tokenizer = AutoTokenizer.from_pretrained(path)

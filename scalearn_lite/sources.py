@@ -26,7 +26,7 @@ from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import main_metric
 from .io import atomic_dir, check_writable, read_json, write_json, write_text
-from .models import encoder_layers, load_base, load_config, model_id, quiet_activation
+from .models import attention_used, encoder_layers, load_base, load_config, model_id, quiet_activation
 from .scaling import AdapterWeights
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
@@ -239,7 +239,7 @@ def adapter_folder_name(folder) -> Optional[str]:
 
 # The preset fields that change a stage-1 adapter: the cache key (stage-2 fields do not retrain sources).
 _STAGE1_FIELDS = ("model", "num_layers", "batch_size", "max_validation", "max_test", "warmup_ratio", "max_steps",
-                  "cpu_precision")
+                  "cpu_precision", "attention")
 _ROLE_FIELDS = {"source": ("source_max_train", "source_lr", "source_epochs", "source_patience"),
                 "target": ("max_train", "target_lr", "target_epochs", "target_patience"),
                 "few_shot": ("target_lr", "few_shot_steps", "few_shot_patience", "few_shot_max_validation")}
@@ -284,7 +284,7 @@ def fit_source(task: Task, preset: Preset, rows: Dict[str, list], seed: int = 0,
                progress: bool = True, role: str = "source"):
     """Train a fresh seq_bn adapter + head on `rows`: (model, tokenizer, FitResult, test metrics)."""
     set_seed(seed)
-    net, tokenizer = load_base(preset.model, preset.num_layers)
+    net, tokenizer = load_base(preset.model, preset.num_layers, preset.attention)
     net.add_adapter(task.name, config=seq_bn_config())
     add_task_head(net, task, task.name)
     with quiet_activation():
@@ -331,7 +331,8 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
                "metric": main_metric(task), "test": test, "validation": result.best_validation,
                "best_epoch": result.best_epoch, "steps": result.steps, "step_budget": result.step_budget,
                "seconds": result.seconds,
-               "rows": {k: len(v) for k, v in rows.items()}, "precision": precision_used(preset.cpu_precision)}
+               "rows": {k: len(v) for k, v in rows.items()}, "precision": precision_used(preset.cpu_precision),
+               "attention": attention_used(preset.attention)}
     with atomic_dir(final) as tmp:
         net.save_adapter(str(tmp), task.name, with_head=True, use_safetensors=True)
         write_json(tmp / SOURCE_META, {"settings": settings, "hidden_size": net.config.hidden_size,

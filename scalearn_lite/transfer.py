@@ -21,7 +21,7 @@ from .config import PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig, get_preset, p
 from .hub import is_hub_id
 from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
 from .metrics import main_metric
-from .models import load_base, model_id, quiet_activation
+from .models import attention_used, load_base, model_id, quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
 from .baselines import rank_by_similarity, soup_selection, soup_weights, task_sentences
 from .sources import (add_task_head, adapter_folder_name, check_sources, encode_splits, is_complete,
@@ -226,17 +226,38 @@ def _stage1_refs(names_in: Sequence[str], task: Task, preset: Preset, seed: int,
             else resolve_source(s, preset, data_dir=data_dir, seed=0, progress=progress) for s in names_in]
 
 
-def train_stage1(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
-                 *, seed: int = 0, k_shot: Optional[int] = None, data_dir=None, include_target: bool = True,
-                 progress: bool = True) -> None:
-    """Train (or find in the cache) every stage-1 adapter that transfer() with these arguments will load,
-    so that runs started in parallel afterwards never train the same adapter twice."""
+@dataclass(frozen=True)
+class Stage1Adapter:
+    """One stage-1 adapter a transfer loads: a source of the zoo (seed 0, the source budget) or the target's own
+    adapter (role "target": the target budget or k-shot)."""
+
+    task: str
+    seed: int = 0
+    k_shot: Optional[int] = None
+    role: str = "source"
+
+
+def stage1_plan(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
+                *, seed: int = 0, k_shot: Optional[int] = None, data_dir=None,
+                include_target: bool = True) -> List[Stage1Adapter]:
+    """Every stage-1 adapter that transfer() with these arguments trains or takes from the cache (adapter folders
+    and hub ids need no training), after checking every source; nothing is trained here."""
     spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, None)
     if method == "adapter":
-        train_source(spec.target, spec.preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress,
-                     role="target")
-        return
-    _stage1_refs(names_in, get_task(spec.target), spec.preset, seed, k_shot, data_dir, progress)
+        return [Stage1Adapter(spec.target, seed, k_shot, "target")]
+    check_sources(names_in, spec.preset, data_dir)
+    task = get_task(spec.target)
+    return [Stage1Adapter(task.name, own_adapter_seed(spec.preset, seed), k_shot, "target") if _same_task(s, task)
+            else Stage1Adapter(task_name_of(s)) for s in names_in if is_task_ref(s)]
+
+
+def train_stage1(adapters: Sequence[Stage1Adapter], preset: Union[str, Preset] = "cpu", *, data_dir=None,
+                 progress: bool = True) -> None:
+    """Train (or find in the cache) these stage-1 adapters, so that runs started in parallel afterwards never
+    train the same adapter twice."""
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    for a in adapters:
+        train_source(a.task, preset, data_dir=data_dir, seed=a.seed, k_shot=a.k_shot, progress=progress, role=a.role)
 
 
 def _data_identity(target: str, data_dir) -> dict:
@@ -284,7 +305,7 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
     preset, method, seed, k_shot = spec.preset, spec.method, spec.seed, spec.k_shot
     spec.source_refs = _stage1_refs(names_in, task, preset, seed, k_shot, data_dir, progress)
     set_seed(seed)
-    net, tokenizer = load_base(preset.model, preset.num_layers)
+    net, tokenizer = load_base(preset.model, preset.num_layers, preset.attention)
     extra, soup = _build(net, tokenizer, task, spec, rows, data_dir)
     feats = encode_splits(task, rows, tokenizer, preset)
     set_seed(seed)
@@ -446,7 +467,7 @@ def _metrics(task, spec, net, params, result, test, seconds, rows, soup) -> dict
            "steps": result.steps, "step_budget": result.step_budget, "train_seconds": result.seconds,
            "wall_seconds": seconds,
            "rows": {k: len(v) for k, v in rows.items()}, "base": model_id(spec.preset.model, spec.preset.num_layers),
-           "precision": precision_used(spec.preset.cpu_precision)}
+           "precision": precision_used(spec.preset.cpu_precision), "attention": attention_used(spec.preset.attention)}
     if soup:
         out["adaptersoup"] = soup
     return out
@@ -563,7 +584,8 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
                "test_metric": m["test"][m["metric"]], "validation_metric": m["validation"].get(m["metric"]),
                "transfer_params": net_params, "trainable_params": net_params + head_params, "best_epoch": m["best_epoch"],
                "steps": m["steps"], "step_budget": m.get("step_budget"), "train_seconds": m["seconds"], "wall_seconds": m["seconds"], "rows": m["rows"],
-               "base": m["base"], "precision": m.get("precision"), "source_folder": str(src.path)}
+               "base": m["base"], "precision": m.get("precision"), "attention": m.get("attention"),
+               "source_folder": str(src.path)}
     with atomic_dir(final) as tmp:
         write_json(tmp / "config.json", _run_config(spec))
         (tmp / "history.csv").write_bytes((src.path / "history.csv").read_bytes())
@@ -587,7 +609,7 @@ def load_run(folder) -> tuple:
     if cfg["method"] not in RELOADABLE:
         raise ValueError(f"load_run rebuilds {', '.join(RELOADABLE)} runs; {folder} is a {cfg['method']!r} run")
     preset = preset_from_dict(cfg["preset"])
-    net, tokenizer = load_base(preset.model, preset.num_layers)
+    net, tokenizer = load_base(preset.model, preset.num_layers, preset.attention)
     if cfg["method"] == "adapterfusion":
         _load_fusion(net, folder, cfg)
     else:

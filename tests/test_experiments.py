@@ -143,3 +143,20 @@ def test_course_best_constant_is_the_tables_floor(data_dir):
     labels = labels_of(data_dir, "rte")
     assert course.best_constant("rte", "tiny", data_dir) == pytest.approx(100 * max(map(labels.count, (0, 1))) / len(labels))
     assert course.best_constant("stsb", "tiny", data_dir) is None
+
+
+def test_stage1_plan_lists_each_adapter_a_run_loads_once_per_target_and_seed(data_dir):
+    """The zoo sources at seed 0, the target's own adapter at seed 0 for every seed (paper) or per seed; the Adapter
+    row's own adapter at its seed; adapter folders need no stage 1."""
+    from scalearn_lite.transfer import Stage1Adapter, stage1_plan
+
+    tiny = get_preset("tiny")
+    own0 = Stage1Adapter("mrpc", 0, None, "target")
+    assert stage1_plan("mrpc", ["rte", "stsb"], "scalearn", tiny, seed=2, data_dir=data_dir) == [
+        Stage1Adapter("rte"), Stage1Adapter("stsb"), own0]
+    assert stage1_plan("mrpc", ["rte"], "scalearn", tiny.with_(own_adapter_seed="per_seed"), seed=2,
+                       data_dir=data_dir)[-1] == Stage1Adapter("mrpc", 2, None, "target")
+    assert stage1_plan("mrpc", ["rte"], "adapter", tiny, seed=1, data_dir=data_dir) == [
+        Stage1Adapter("mrpc", 1, None, "target")]
+    assert stage1_plan("mrpc", ["rte"], "scalearn", tiny, seed=0, data_dir=data_dir, include_target=False) == [
+        Stage1Adapter("rte")]

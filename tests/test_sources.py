@@ -123,3 +123,11 @@ def test_stage2_settings_do_not_retrain_sources(data_dir):
     again = train_source("rte", TINY.with_(transfer_epochs=7, transfer_lr=1e-2, fusion_lr=1e-3), data_dir=data_dir,
                          seed=0, progress=False)
     assert again.cached and again.path == first.path
+
+
+def test_the_attention_kernel_is_part_of_the_stage1_cache_key(data_dir):
+    """Eager and SDPA draw the same dropout but round differently: an adapter trained with one is not the other's."""
+    eager = train_source("rte", TINY.with_(attention="eager"), data_dir=data_dir, seed=0, progress=False)
+    sdpa = train_source("rte", TINY.with_(attention="sdpa"), data_dir=data_dir, seed=0, progress=False)
+    assert eager.metrics["attention"] == "eager"
+    assert not sdpa.cached and sdpa.metrics["attention"] == "sdpa"  # retrained, not taken from the eager one

@@ -164,3 +164,23 @@ def test_fusion_regulariser_gives_the_same_updates_as_adapters_trainer_order():
     names = [n for n, p in ours.named_parameters() if p.requires_grad]
     for n, a, b in zip(names, snapshots[-1], params2):
         assert torch.allclose(a, b, atol=1e-6), n
+
+
+def test_eager_and_sdpa_attention_compute_the_same_layer_and_auto_is_eager_on_cpu(monkeypatch):
+    """The attention kernel is a speed choice only: in eval mode both give the same logits (embedded model, 1 layer)."""
+    from scalearn_lite.models import attention_used, load_base
+
+    eager, tok = load_base("embedded", 1, attention="eager")
+    sdpa, _ = load_base("embedded", 1, attention="sdpa")
+    assert eager.config._attn_implementation == "eager" and sdpa.config._attn_implementation == "sdpa"
+    batch = tok(["a short one", "a somewhat longer sentence than the first"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        a = eager.eval().base_model(**batch).last_hidden_state
+        b = sdpa.eval().base_model(**batch).last_hidden_state
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert attention_used("auto") == "eager" and attention_used("sdpa") == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert attention_used("auto") == "sdpa"
+    with pytest.raises(ValueError, match="attention must be one of"):
+        Preset(name="x", attention="flash")
