@@ -49,7 +49,7 @@
 # the reason ScaLearn leaves ω unconstrained.
 #
 # **How it is computed here.** The encoder, the adapters and ω are all fixed, so the encoder's output is a fixed
-# function of ω: `course.ProbeBench` computes the first-token representation once per ω setting (eval mode) and
+# function of ω: `probing.ProbeBench` computes the first-token representation once per ω setting (eval mode) and
 # trains a fresh head (the shape of the adapters classification head) on it, keeping the best validation epoch.
 
 # %% [markdown]
@@ -93,7 +93,7 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import course, viz
+from scalearn_lite import course, probing, viz
 
 env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
@@ -113,7 +113,7 @@ PROBE_ROWS = course.by_mode(MODE, fast=256, cpu=1000, full=None)  # cap on targe
 HEAD_EPOCHS = course.by_mode(MODE, fast=5, cpu=10, full=20)
 
 # %%
-bench = course.ProbeBench(TARGET, [OTHER], PRESET, max_train=PROBE_ROWS)
+bench = probing.ProbeBench(TARGET, [OTHER], PRESET, max_train=PROBE_ROWS)
 OTHER_NAME, OWN = bench.sources  # the target's own adapter is last
 METRIC = bench.task.main_metric
 print(f"target {TARGET} ({METRIC}); frozen adapters {bench.sources}; "
@@ -126,7 +126,7 @@ print(f"target {TARGET} ({METRIC}); frozen adapters {bench.sources}; "
 # with a head.
 
 # %%
-line = course.sweep_one(bench, OMEGAS, epochs=HEAD_EPOCHS)
+line = probing.sweep_one(bench, OMEGAS, epochs=HEAD_EPOCHS)
 viz.probe_line(line, metric=METRIC);
 
 # %%
@@ -140,7 +140,7 @@ line.pivot(index="omega", columns="source", values="test").mul(100).round(1)
 # chosen on validation, and the test score is read only at the chosen point.
 
 # %%
-grid = course.sweep_two(bench, (OWN, OTHER_NAME), GRID, epochs=HEAD_EPOCHS)
+grid = probing.sweep_two(bench, (OWN, OTHER_NAME), GRID, epochs=HEAD_EPOCHS)
 viz.probe_grid(grid, metric=METRIC);
 
 # %%
@@ -185,7 +185,7 @@ print("ω = 0 gives the frozen encoder exactly ✓", tuple(reference.shape))
 # <details><summary>Solution 1</summary>
 #
 # ```python
-# course.sweep_one(bench, [-0.5, 0.0, 0.5, 1.0], epochs=HEAD_EPOCHS)
+# probing.sweep_one(bench, [-0.5, 0.0, 0.5, 1.0], epochs=HEAD_EPOCHS)
 # ```
 # Usually not on its own, but the learned ScaLearn ω sometimes goes negative for a few units or layers.
 # </details>
@@ -193,8 +193,8 @@ print("ω = 0 gives the frozen encoder exactly ✓", tuple(reference.shape))
 # <details><summary>Solution 2</summary>
 #
 # ```python
-# bench2 = course.ProbeBench(TARGET, ["rte"], PRESET, max_train=PROBE_ROWS)
-# viz.probe_grid(course.sweep_two(bench2, (bench2.sources[-1], bench2.sources[0]), GRID, epochs=HEAD_EPOCHS));
+# bench2 = probing.ProbeBench(TARGET, ["rte"], PRESET, max_train=PROBE_ROWS)
+# viz.probe_grid(probing.sweep_two(bench2, (bench2.sources[-1], bench2.sources[0]), GRID, epochs=HEAD_EPOCHS));
 # ```
 # </details>
 #

@@ -154,7 +154,7 @@ import torch
 from scalearn_lite.config import get_preset
 from scalearn_lite.encoding import encode, make_loader, token_length
 from scalearn_lite.sources import load_task_data
-from scalearn_lite.transfer import load_run
+from scalearn_lite.runs import load_run
 
 row = results.query("method == 'scalearn'").iloc[0]
 net, tok, task, cfg = load_run(row.path)

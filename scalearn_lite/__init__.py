@@ -10,7 +10,9 @@ from .scaling import AdapterWeights, Omega, ScaLearn, SourceBank, attach
 from .sources import train_source
 from .tasks import TASKS, get_task, list_tasks
 from .train import FitConfig, evaluate, fit
-from .transfer import BASELINES, METHODS, OMEGA_METHODS, load_run, transfer
+from .methods import BASELINES, METHODS, OMEGA_METHODS
+from .runs import load_run
+from .transfer import transfer
 
 __version__ = "0.1.0"
 __all__ = [

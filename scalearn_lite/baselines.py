@@ -1,4 +1,6 @@
-"""AdapterSoup, as the paper's authors run it: a weight-space average of the target's most similar sources.
+"""The baselines' own machinery: AdapterSoup as the paper's authors run it, and AdapterFusion over the sources.
+
+AdapterSoup, a weight-space average of the target's most similar sources:
 
     sim(T, S)  = mean over target sentences t and source sentences s of cos(e(t), e(s))
     chosen     = the soup_k sources (the target's own adapter allowed) with the highest sim
@@ -14,7 +16,11 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from .scaling import AdapterWeights
+from .config import ScaLearnConfig
+from .models import quiet_activation
+from .scaling import AdapterWeights, ScaLearn, attach
+from .sources import is_task_ref, load_adapter_into, load_task_data, source_weights
+from .tasks import get_task
 
 SOUP_SENTENCES = 100  # training sentences per task that the similarity is averaged over
 
@@ -94,3 +100,46 @@ def task_sentences(rows: List[dict], n: int = SOUP_SENTENCES) -> List[str]:
         b = r.get("text_b") if "text_a" in r else r["choices_b"][0]
         out.append(a if not b else f"{a} {b}")
     return out
+
+
+# ------------------------------------------------------------- installing them into a transfer run
+def build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
+    """AdapterSoup: rank the sources by sentence similarity to the target, average the top
+    preset.soup_k with similarity weights, install the souped adapter as one fixed source (ω = 1)."""
+    texts = {}
+    for name, ref in zip(spec.sources, spec.source_refs):
+        if not is_task_ref(name):
+            raise ValueError(f"adaptersoup ranks sources by their training sentences, so each source must be a task "
+                             f"name; {ref!r} is not")
+        src_rows = (load_task_data(get_task(name), spec.preset, data_dir, as_source=True)["train"]
+                    if name != task.name else rows["train"])
+        texts[name] = task_sentences(src_rows)
+    ranking = rank_by_similarity(task_sentences(rows["train"]), texts, spec.preset.max_length)
+    chosen = soup_selection(ranking, spec.preset.soup_k, spec.preset.soup_weighting)
+    refs = dict(zip(spec.sources, spec.source_refs))
+    souped = soup_weights([source_weights(net, refs[n], n) for n, _ in chosen], [w for _, w in chosen])
+    cfg = ScaLearnConfig(omega_shape="scalar", omega_dropout=0.0, init_std=0.0)
+    sl = attach(net, ScaLearn(cfg, ["soup"], [[w] for w in souped], net.config.hidden_size))
+    sl.set_omega(torch.tensor(1.0), trainable=False)
+    return {"ranking": ranking, "chosen": [n for n, _ in chosen], "weights": dict(chosen),
+            "weighting": spec.preset.soup_weighting}
+
+
+def fuse_sources(net, names: Sequence[str], refs: Sequence[str]):
+    """Load the source adapters into `net` under their names; the Fuse block over them (fusion layer not added)."""
+    from adapters.composition import Fuse
+
+    for name, ref in zip(names, refs):
+        load_adapter_into(net, ref, name)
+    return Fuse(*names)
+
+
+def build_fusion(net, spec):
+    """AdapterFusion (dynamic) over the sources of `spec` (a runs.TransferSpec), its fusion layers trainable;
+    returns the value regulariser's loss function."""
+    fuse = fuse_sources(net, spec.sources, spec.source_refs)
+    net.add_adapter_fusion(fuse, "dynamic")
+    with quiet_activation():
+        net.set_active_adapters(fuse)
+        net.train_adapter_fusion(fuse)
+    return net.get_fusion_regularization_loss  # the value regulariser, added to the loss before backward

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from .config import VARIANTS, get_preset
 from .io import write_json
 from .models import load_base, model_id, quiet_activation
+from .provenance import cpu_model, git_revision
 from .scaling import AdapterWeights, ScaLearn, SourceBank, attach
 
 HEAD = "bench"
@@ -189,7 +190,7 @@ def scalearn_trial(base, setup: Setup, num_sources: int, mode: str = "batched", 
     sl = attach(model, ScaLearn(VARIANTS["scalearn"], [f"s{i}" for i in range(num_sources)], layers, cfg.hidden_size))
     for p in model.parameters():
         p.requires_grad_(False)
-    sl.omega.omega.requires_grad_(True)
+    sl.omega.weight.requires_grad_(True)
     name, label = (f"scalearn-S{num_sources}", f"ScaLearn S={num_sources}") if mode == "batched" else \
         (f"loop-S{num_sources}", f"ScaLearn S={num_sources}, loop")
     if cpu_bf16:
@@ -363,13 +364,7 @@ def _stats(seconds: List[float]) -> dict:
 
 
 def machine_info(setup: Setup) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {"cpu": cpu_model(), "git": git_revision(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "device": setup.device.type, "dtype": "bf16 autocast" if setup.amp else "fp32", "gpu": None}
     try:

@@ -72,7 +72,8 @@ def cmd_train_source(args) -> int:
 
 
 def cmd_transfer(args) -> int:
-    from .transfer import METHOD_NAMES, transfer
+    from .methods import METHOD_NAMES
+    from .transfer import transfer
 
     res = transfer(args.target, args.sources.split(",") if args.sources else [], args.method, preset_of(args),
                    seed=args.seed, k_shot=args.k_shot, data_dir=args.data_dir, out=args.out,
@@ -183,7 +184,7 @@ def cmd_demo(args) -> int:
 
 
 def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
-    from .transfer import METHODS
+    from .methods import METHODS
 
     p.add_argument("--benchmark", required=True, choices=["glue", "superglue"], help="which benchmark")
     p.add_argument("--preset", default="cpu", help="cpu (embedded model) or paper (roberta-base, the paper's protocol)")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 OMEGA_SHAPES = ("vector", "scalar")
 CPU_PRECISIONS = ("fp32", "bf16", "auto")
@@ -157,8 +157,10 @@ def preset_from_dict(fields: dict) -> Preset:
     return Preset(**{k: v for k, v in fields.items() if k in known})
 
 
-def get_preset(name: str) -> Preset:
-    """The named preset, or a ValueError listing the valid names."""
+def get_preset(name: Union[str, Preset]) -> Preset:
+    """The named preset (a Preset is returned as it is), or a ValueError listing the valid names."""
+    if isinstance(name, Preset):
+        return name
     try:
         return PRESETS[name]
     except KeyError:

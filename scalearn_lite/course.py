@@ -1,30 +1,27 @@
-"""What the notebooks share: run mode and setup, run folders and result tables, and the probing
-experiments of notebook 02 (frozen source adapters scaled by a fixed ω, only a head trained).
+"""What the notebooks share: run mode and setup, run folders and result tables, and the models in memory of
+notebook 04. The probing experiment of notebook 02 is probing.py.
 
 Modes: "fast" (CI=true or SCALEARN_FAST=1: preset tiny, tiny subsets, minutes), "cpu" (a laptop: preset
 cpu, the embedded model) and "full" (a GPU, e.g. Colab: preset paper, roberta-base, hub data).
 """
 from __future__ import annotations
 
-import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import pandas as pd
 import torch
-import torch.nn as nn
 
 from . import data as data_mod
-from .config import Preset, ScaLearnConfig, get_preset, preset_from_dict
+from .config import Preset, get_preset, preset_from_dict
 from .encoding import encode, make_loader
 from .hub import hub_adapter_ids, hub_refs
-from .metrics import compute_metrics, decide_problem, main_metric
-from .models import load_base, model_id
-from .tasks import Task, get_task
-from .train import loss_fn, set_seed
+from .io import read_json
+from .metrics import main_metric
+from .tasks import get_task
+from .train import set_seed
 
 MODES = ("fast", "cpu", "full")
 PRESET_OF_MODE = {"fast": "tiny", "cpu": "cpu", "full": "paper"}
@@ -204,25 +201,15 @@ def train_sources(tasks: Sequence[str], preset: Union[str, Preset], seed: int = 
 
 
 # ------------------------------------------------------------------------------------- stage 2
-def _preset(preset: Union[str, Preset]) -> Preset:
-    return get_preset(preset) if isinstance(preset, str) else preset
-
 
 def run_folder(target: str, sources: Sequence[str], method: str, preset: Union[str, Preset], seed: int = 0,
                k_shot: Optional[int] = None) -> Path:
-    """runs/notebooks/<preset>/<model>/<target>[-kK]/<sources joined by +>/<method>/seed<k>/"""
-    from .transfer import source_label, order_sources
+    """The run folder of the notebooks: transfer's layout (runs.run_dir) under runs/notebooks/<preset>/."""
+    from .transfer import run_folder as transfer_run_folder
 
-    preset = _preset(preset)
-    task = get_task(target)
-    if method == "head_only":
-        label = "none"
-    elif method == "adapter":
-        label = "own"
-    else:
-        label = "+".join(source_label(s) for s in order_sources(task, sources))
-    name = task.name if k_shot is None else f"{task.name}-k{k_shot}"
-    return runs_root() / preset.name / model_id(preset.model, preset.num_layers) / name / label / method / f"seed{seed}"
+    preset = get_preset(preset)
+    return transfer_run_folder(target, sources, method, preset, seed=seed, k_shot=k_shot,
+                               root=runs_root() / preset.name)
 
 
 def run(target: str, sources: Sequence[str], method: str, preset: Union[str, Preset], seed: int = 0,
@@ -236,24 +223,25 @@ def run(target: str, sources: Sequence[str], method: str, preset: Union[str, Pre
 
 def run_many(target: str, sources: Sequence[str], methods: Sequence[str], preset: Union[str, Preset],
              seeds: Sequence[int] = (0,), k_shots: Sequence[Optional[int]] = (None,),
-             progress: bool = False) -> pd.DataFrame:
-    """Every (k, method, seed) run; one row per run: method, name, seed, k_shot, test/validation metric, params, path."""
-    rows = []
-    for k in k_shots:
-        for method in methods:
-            for seed in seeds:
-                start = time.perf_counter()
-                res = run(target, sources, method, preset, seed, k, progress)
-                rows.append(result_row(res.path, res.metrics))
-                print(f"{'' if k is None else f'k={k:<4} '}{rows[-1]['name']:<22} seed {seed}: "
-                      f"{res.metrics['metric']} {100 * res.metrics['test_metric']:.1f}  "
-                      f"({time.perf_counter() - start:.0f} s)")
+             progress: bool = False, workers: int = 1) -> pd.DataFrame:
+    """Every (k, method, seed) run, by the demo's job runner (experiments.run_jobs) into this course's run folders;
+    one row per run: method, name, seed, k_shot, test/validation metric, params, path."""
+    from .experiments import Job, run_jobs
+
+    preset = get_preset(preset)
+    jobs = [Job(target, list(sources), method, seed, k_shot=k) for k in k_shots for method in methods for seed in seeds]
+    done = run_jobs(jobs, preset, root=runs_root() / preset.name, progress=progress, workers=workers)
+    rows = [result_row(path, read_json(Path(path) / "metrics.json")) for path in done["path"]]
+    for row, reused in zip(rows, done["reused"]):
+        k, took = row["k_shot"], "reused" if reused else f"{row['seconds']:.0f} s"
+        print(f"{'' if k is None else f'k={k:<4} '}{row['name']:<22} seed {row['seed']}: {row['metric']} "
+              f"{100 * row['test_metric']:.1f}  ({took})")
     return pd.DataFrame(rows)
 
 
 def result_row(path, metrics: dict) -> dict:
     """One results-table row from a run's metrics.json."""
-    from .transfer import METHOD_NAMES
+    from .methods import METHOD_NAMES
 
     return {"method": metrics["method"], "name": METHOD_NAMES.get(metrics["method"], metrics["method"]),
             "target": metrics["target"], "seed": metrics["seed"], "k_shot": metrics["k_shot"],
@@ -279,135 +267,7 @@ def best_constant(target: str, preset: Union[str, Preset], data_dir=None) -> Opt
     a table of test scores against."""
     from .experiments import constant_scores
 
-    return constant_scores([target], _preset(preset), data_dir)[get_task(target).name]
-
-
-# ---------------------------------------------------------------------- notebook 02: probing
-def _probe_head(hidden_size: int, num_labels: int, dropout: float = 0.1) -> nn.Sequential:
-    """The adapters classification head's shape: dropout, dense, tanh, dropout, out (on the first token)."""
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, hidden_size), nn.Tanh(), nn.Dropout(dropout),
-                         nn.Linear(hidden_size, num_labels))
-
-
-class ProbeBench:
-    """A frozen encoder with S frozen source adapters at a *fixed* ω (never trained) and a target's data.
-
-    `score(omega)` trains only a fresh head on the first-token output and returns validation/test metrics.
-    The encoder is frozen, so its features are computed once per ω (eval mode) and the head trains on them.
-    """
-
-    def __init__(self, target: str, sources: Sequence[str], preset: Union[str, Preset], *, seed: int = 0,
-                 data_dir=None, max_train: Optional[int] = None, include_target: bool = True,
-                 progress: bool = False):
-        from .sources import encode_splits, load_task_data, resolve_source
-        from .transfer import source_label, build_scalearn, order_sources
-
-        self.preset = _preset(preset).with_(max_train=max_train)
-        base = _preset(preset)  # sources come from the cache of the unmodified preset
-        self.task = data_mod.resolve_labels(get_task(target), data_dir)
-        if self.task.problem not in ("classification", "regression"):
-            raise ValueError(f"probing supports classification and regression targets, not {self.task.problem}")
-        names = order_sources(self.task, sources, include_target)
-        refs = [resolve_source(s, base, data_dir=data_dir, seed=0, progress=progress) for s in names]
-        self.sources = [source_label(s) for s in names]
-        rows = load_task_data(self.task, self.preset, data_dir, seed=seed)
-        set_seed(seed)
-        self.net, self.tokenizer = load_base(base.model, base.num_layers, base.attention)
-        cfg = ScaLearnConfig(omega_shape="scalar", omega_dropout=0.0, init_std=0.0)
-        self.scalearn = build_scalearn(self.net, self.sources, refs, cfg)
-        self.scalearn.set_omega(torch.tensor(0.0), trainable=False)
-        self.net.eval()
-        self.feats = encode_splits(self.task, rows, self.tokenizer, self.preset)
-        self.seed, self._cache = seed, {}
-
-    @torch.no_grad()
-    def features(self, omega: Sequence[float]) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
-        """{split: (X (N, d) first-token outputs, y (N,))} with ω_i = omega[i] in every layer (cached per ω)."""
-        key = tuple(round(float(w), 6) for w in omega)
-        if len(key) != len(self.sources):
-            raise ValueError(f"need one ω per source {self.sources}, got {list(omega)}")
-        if key not in self._cache:
-            self.scalearn.set_omega(torch.tensor(key).view(-1, 1))  # (S, 1) → every layer and unit
-            self._cache[key] = {split: self._encode(f) for split, f in self.feats.items() if f}
-        return self._cache[key]
-
-    def _encode(self, feats: List[dict]):
-        xs, ys = [], []
-        for batch in make_loader(feats, self.task, self.tokenizer, self.preset.eval_batch_size):
-            ys.append(batch.pop("labels"))
-            xs.append(self.net.base_model(**batch).last_hidden_state[:, 0])  # (B, d)
-        return torch.cat(xs), torch.cat(ys)
-
-    def score(self, omega: Sequence[float], epochs: int = 10, lr: float = 1e-3, batch_size: int = 32) -> dict:
-        """Train a fresh head on the features at this ω; best epoch on validation → {validation, test} main metric."""
-        data = self.features(omega)
-        head = train_head(self.task, *data["train"], *data["validation"], epochs=epochs, lr=lr,
-                          batch_size=batch_size, seed=self.seed)
-        return {"validation": head_metric(self.task, head, *data["validation"]),
-                "test": head_metric(self.task, head, *data["test"]) if "test" in data else float("nan")}
-
-
-def head_metric(task: Task, head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """The task's main metric of `head` on features x (N, d) with labels y (N,)."""
-    head.eval()
-    with torch.no_grad():
-        logits = head(x).numpy()  # (N, C)
-    return compute_metrics(task, decide_problem(task.problem, logits), y.tolist())[main_metric(task)]
-
-
-def train_head(task: Task, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *,
-               epochs: int = 10, lr: float = 1e-3, batch_size: int = 32, seed: int = 0) -> nn.Module:
-    """AdamW on a fresh head over fixed features x (N, d); returns the head of the best validation epoch."""
-    torch.manual_seed(seed)
-    head = _probe_head(x.shape[1], task.num_labels)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr)
-    best, best_state = -math.inf, None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # ops this small only lose time to thread hand-offs (8 s vs 0.25 s on a busy CPU)
-    try:
-        for _ in range(epochs):
-            head.train()
-            for idx in torch.randperm(len(x)).split(batch_size):
-                loss = loss_fn(task.problem, head(x[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            score = head_metric(task, head, x_val, y_val)
-            if score > best:
-                best, best_state = score, {k: v.clone() for k, v in head.state_dict().items()}
-    finally:
-        torch.set_num_threads(threads)
-    head.load_state_dict(best_state)
-    return head.eval()
-
-
-def sweep_one(bench: ProbeBench, values: Iterable[float], sources: Optional[Sequence[str]] = None,
-              **kw) -> pd.DataFrame:
-    """Scale ONE source adapter by each ω in `values` (the others at 0): rows source, omega, validation, test."""
-    rows = []
-    for name in sources or bench.sources:
-        i = bench.sources.index(name)
-        for w in values:
-            omega = [0.0] * len(bench.sources)
-            omega[i] = float(w)
-            rows.append({"source": name, "omega": float(w), **bench.score(omega, **kw)})
-    return pd.DataFrame(rows)
-
-
-def sweep_two(bench: ProbeBench, pair: Tuple[str, str], values: Iterable[float], values_2=None,
-              **kw) -> pd.DataFrame:
-    """The 2-D grid: ω_1 on pair[0], ω_2 on pair[1] (others 0): rows omega_1, omega_2, validation, test."""
-    i, j = bench.sources.index(pair[0]), bench.sources.index(pair[1])
-    values = [float(v) for v in values]
-    rows = []
-    for w1 in values:
-        for w2 in (values if values_2 is None else values_2):
-            omega = [0.0] * len(bench.sources)
-            omega[i], omega[j] = w1, float(w2)
-            rows.append({"omega_1": w1, "omega_2": float(w2), **bench.score(omega, **kw)})
-    df = pd.DataFrame(rows)
-    df.attrs["pair"] = tuple(pair)
-    return df
+    return constant_scores([target], get_preset(preset), data_dir)[get_task(target).name]
 
 
 # --------------------------------------------------------------- notebook 04: models in memory
@@ -419,7 +279,7 @@ class OmegaScorer:
 
     def __init__(self, folder, split: str = "validation", max_rows: Optional[int] = None, data_dir=None):
         from .sources import load_task_data
-        from .transfer import load_run
+        from .runs import load_run
 
         self.net, self.tokenizer, task, cfg = load_run(folder)
         preset = preset_from_dict(cfg["preset"])
@@ -427,7 +287,7 @@ class OmegaScorer:
         rows = load_task_data(self.task, preset, data_dir, k_shot=cfg["k_shot"], seed=cfg["seed"])[split]
         self.feats = encode(self.task, rows[:max_rows] if max_rows else rows, self.tokenizer, preset.length_for(self.task.name))
         self.sources = list(self.net.scalearn.sources)
-        self.learned = self.net.scalearn.omega.omega.detach().clone()  # (L|1, S, d|1)
+        self.learned = self.net.scalearn.omega.weight.detach().clone()  # (L|1, S, d|1)
         self.metric = main_metric(self.task)
 
     def learned_per_source(self) -> List[float]:
@@ -436,7 +296,7 @@ class OmegaScorer:
 
     def __call__(self, omega: Optional[Sequence[float]] = None) -> float:
         from .train import evaluate
-        from .transfer import HEAD
+        from .methods import HEAD
 
         sl = self.net.scalearn
         sl.set_omega(self.learned if omega is None else torch.tensor([float(w) for w in omega]).view(-1, 1))
@@ -459,7 +319,7 @@ def train_fusion(target: str, sources: Sequence[str], preset: Union[str, Preset]
     """AdapterFusion on `target` kept in memory (for its attention scores, which a run folder does not keep)."""
     from .transfer import fit_transfer
 
-    return fit_transfer(target, sources, "adapterfusion", _preset(preset), seed=seed, data_dir=data_dir,
+    return fit_transfer(target, sources, "adapterfusion", get_preset(preset), seed=seed, data_dir=data_dir,
                         max_steps=max_steps, progress=progress)
 
 

@@ -20,7 +20,9 @@ from .io import write_text
 from .provenance import git_revision, machine
 from .tasks import get_task, list_tasks
 from .train import precision_used
-from .transfer import METHOD_NAMES, METHODS, OMEGA_METHODS, is_task_ref, task_name_of, transfer
+from .methods import METHOD_NAMES, METHODS, OMEGA_METHODS
+from .sources import is_task_ref, task_name_of
+from .transfer import run_folder, transfer
 
 # The demo's sources: zoo adapters with signal for small pair tasks (QNLI is dev-only offline: a source only).
 DEMO_SOURCES = ("sst2", "stsb", "qnli", "mrpc", "rte")
@@ -42,26 +44,27 @@ class Job:
     method: str
     seed: int
     include_target: bool = True
+    k_shot: Optional[int] = None
 
 
-def _job_folder(job: Job, out: Path) -> Path:
-    return out / "runs" / job.target / job.method / f"seed{job.seed}"
+def _job_folder(job: Job, preset, root: Path) -> Path:
+    return run_folder(job.target, job.sources, job.method, preset, seed=job.seed, k_shot=job.k_shot,
+                      include_target=job.include_target, root=root)
 
 
-def _finished(job: Job, out: Path) -> bool:
+def _finished(job: Job, preset, root: Path) -> bool:
     """The job's run folder is complete (transfer() reuses it instead of training)."""
-    return (_job_folder(job, out) / "metrics.json").is_file()
+    return (_job_folder(job, preset, root) / "metrics.json").is_file()
 
 
-def _run_job(job: Job, preset, data_dir, out: Path, progress: bool) -> dict:
+def _run_job(job: Job, preset, data_dir, root: Path, progress: bool) -> dict:
     """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
-    reused = _finished(job, out)
-    res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, data_dir=data_dir,
-                   out=_job_folder(job, out),
-                   include_target=job.include_target, progress=progress)
+    reused = _finished(job, preset, root)
+    res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, k_shot=job.k_shot, data_dir=data_dir,
+                   out=_job_folder(job, preset, root), include_target=job.include_target, progress=progress)
     m = res.metrics
     val = m.get("validation_metric")
-    return {"method": job.method, "target": job.target, "seed": job.seed, "metric": m["metric"],
+    return {"method": job.method, "target": job.target, "seed": job.seed, "k_shot": job.k_shot, "metric": m["metric"],
             "value": 100.0 * m["test_metric"], "validation": None if val is None else 100.0 * val,
             "steps": m["steps"], "transfer_params": m["transfer_params"],
             "seconds": m["wall_seconds"], "reused": reused, "path": str(res.path)}
@@ -78,9 +81,9 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress: bool = True,
+def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress: bool = True,
              workers: int = 1) -> pd.DataFrame:
-    """Run (or reuse) every job; one row per run, in job order.
+    """Run (or reuse) every job, its run folder under `root` (transfer's layout); one row per run, in job order.
 
     `workers` > 1: finished run folders are read here; then stage 1 (every adapter the unfinished runs load, each
     trained once: the zoo here, the targets' own adapters in the processes), then those runs, the longest first,
@@ -91,7 +94,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
         rows = []
         for job in jobs:
             bar.set_postfix_str(f"{job.method} → {job.target} seed {job.seed}")
-            rows.append(_run_job(job, preset, data_dir, out, progress))
+            rows.append(_run_job(job, preset, data_dir, root, progress))
             bar.update(1)
         bar.close()
         return pd.DataFrame(rows)
@@ -104,8 +107,8 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
     rows = [None] * len(jobs)
     todo = []
     for i, job in enumerate(jobs):
-        if _finished(job, out):  # reused as is: no stage 1, no process
-            rows[i] = _run_job(job, preset, data_dir, out, False)
+        if _finished(job, preset, root):  # reused as is: no stage 1, no process
+            rows[i] = _run_job(job, preset, data_dir, root, False)
             bar.update(1)
         else:
             todo.append(i)
@@ -114,8 +117,8 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
         return pd.DataFrame(rows)
     bar.set_postfix_str("stage 1")
     plan = list(dict.fromkeys(a for i in todo for a in stage1_plan(
-        jobs[i].target, jobs[i].sources, jobs[i].method, preset, seed=jobs[i].seed, data_dir=data_dir,
-        include_target=jobs[i].include_target)))  # every source checked before anything trains
+        jobs[i].target, jobs[i].sources, jobs[i].method, preset, seed=jobs[i].seed, k_shot=jobs[i].k_shot,
+        data_dir=data_dir, include_target=jobs[i].include_target)))  # every source checked before anything trains
     # the zoo here (shared by many runs); the targets' own adapters (one per target and seed) in the processes
     train_stage1([a for a in plan if a.role == "source"], preset, data_dir=data_dir, progress=progress)
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -126,7 +129,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, out: Path, progress:
         for future in as_completed(own):
             future.result()
         longest_first = sorted(todo, key=lambda i: -_RELATIVE_COST.get(jobs[i].method, 2))  # a short tail
-        futures = {pool.submit(_run_job, jobs[i], preset, data_dir, out, False): i for i in longest_first}
+        futures = {pool.submit(_run_job, jobs[i], preset, data_dir, root, False): i for i in longest_first}
         for future in as_completed(futures):
             rows[futures[future]] = future.result()
             job = jobs[futures[future]]
@@ -288,7 +291,7 @@ def demo(preset, *, targets: Sequence[str] = DEMO_TARGETS, sources: Sequence[str
     jobs = [Job(t, sources, m, s) for s in range(seeds) for t in targets for m in methods]
     print(f"demo: {len(jobs)} runs ({len(methods)} methods × {len(targets)} targets × {seeds} seeds), preset "
           f"{preset.name}: {budget_line(preset)}")
-    runs = run_jobs(jobs, preset, data_dir=data_dir, out=out, progress=progress, workers=workers)
+    runs = run_jobs(jobs, preset, data_dir=data_dir, root=out / "runs", progress=progress, workers=workers)
     column = "validation" if report == "validation" else "value"
     summary = summarize(runs, column)
     table = paper_table(summary, targets, methods, constant_scores(targets, preset, data_dir, report))
@@ -412,7 +415,7 @@ def reproduce(benchmark: str, preset, *, seeds: int = 3, targets: Optional[Seque
         jobs += [Job(t, srcs, m, s, not hub) for s in range(seeds) for m in methods]
     print(f"reproduce {benchmark}: {len(targets)} targets × {len(methods)} methods × {seeds} seeds = "
           f"{len(jobs)} runs; finished run folders in {out} are reused")
-    runs = run_jobs(jobs, preset, data_dir=data_dir, out=out, progress=progress, workers=workers)
+    runs = run_jobs(jobs, preset, data_dir=data_dir, root=out / "runs", progress=progress, workers=workers)
     summary = summarize(runs)
     table = paper_table(summary, targets, methods, constant_scores(targets, preset, data_dir))
     described = (f"AdapterHub's roberta-base {hub_set!r} set ({HUB_CAVEAT})" if hub

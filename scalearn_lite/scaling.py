@@ -102,18 +102,23 @@ class Omega(nn.Module):
         self.num_layers = num_layers
         rows = 1 if cfg.share_layers else num_layers
         cols = hidden_size if cfg.omega_shape == "vector" else 1
-        omega = torch.empty(rows, num_sources, cols)  # (L or 1, S, d or 1)
-        nn.init.normal_(omega, mean=cfg.init_scale / num_sources, std=cfg.init_std)
-        self.omega = nn.Parameter(omega)
+        weight = torch.empty(rows, num_sources, cols)  # (L or 1, S, d or 1)
+        nn.init.normal_(weight, mean=cfg.init_scale / num_sources, std=cfg.init_std)
+        self.weight = nn.Parameter(weight)  # `model.scalearn.omega.weight`: every ω, as one tensor
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "omega" in state_dict and prefix + "weight" not in state_dict:  # saved before the rename
+            state_dict[prefix + "weight"] = state_dict.pop(prefix + "omega")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, layer: int) -> torch.Tensor:
         """ω of one layer, (S, d|1), with dropout on the tensor itself in training mode (a fresh mask per call)."""
-        w = self.omega[0 if self.cfg.share_layers else layer]  # (S, d|1)
+        w = self.weight[0 if self.cfg.share_layers else layer]  # (S, d|1)
         return F.dropout(w, self.cfg.omega_dropout, self.training)
 
     def layer_values(self) -> torch.Tensor:
         """ω expanded to every layer without dropout, (L, S, d|1)."""
-        return self.omega.detach().expand(self.num_layers, -1, -1)
+        return self.weight.detach().expand(self.num_layers, -1, -1)
 
 
 class ScaledOutput(nn.Module):
@@ -158,13 +163,13 @@ class ScaLearn(nn.Module):
     def set_omega(self, values: torch.Tensor, trainable: Optional[bool] = None) -> None:
         """Overwrite ω with `values` broadcast to its shape (e.g. a one-hot (S, 1), or 1/S); optionally freeze it."""
         with torch.no_grad():
-            self.omega.omega.copy_(torch.as_tensor(values, dtype=self.omega.omega.dtype).expand_as(self.omega.omega))
+            self.omega.weight.copy_(torch.as_tensor(values, dtype=self.omega.weight.dtype).expand_as(self.omega.weight))
         if trainable is not None:
-            self.omega.omega.requires_grad_(trainable)
+            self.omega.weight.requires_grad_(trainable)
 
     def num_transfer_parameters(self) -> int:
         """Trainable ω entries (the paper's 'transfer parameters'); the head is counted separately."""
-        return self.omega.omega.numel()
+        return self.omega.weight.numel()
 
 
 def _check_sources(sources, layers, hidden_size) -> None:

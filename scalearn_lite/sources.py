@@ -16,7 +16,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -316,7 +316,7 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     rows: preset.max_train / target_*, or the k-shot protocol) -- the Adapter row of a results table.
     """
     task = get_task(task) if isinstance(task, str) else task
-    preset = get_preset(preset) if isinstance(preset, str) else preset
+    preset = get_preset(preset)
     preset = preset.with_(model=model)
     role = effective_role(preset, role, k_shot)
     final = Path(out) if out is not None else source_dir(task, preset, seed, k_shot, role=role)
@@ -499,3 +499,62 @@ def resolve_source(ref: str, preset: Preset, *, data_dir=None, seed: int = 0, k_
     task = _source_task(ref)
     return str(train_source(task, preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress,
                             role=role).path)
+
+
+# ------------------------------------------------------------------------ source references
+def order_sources(target: Task, sources: Sequence[str], include_target: bool = True) -> List[str]:
+    """The paper's protocol: the target's own adapter is a source, placed last (unless excluded)."""
+    names = [s.strip() for s in sources if s and s.strip()]
+    own = [s for s in names if same_task(s, target)]
+    rest = [s for s in names if not same_task(s, target)]
+    ordered = rest + (own or [target.name]) if include_target else rest
+    if not ordered and own:
+        raise ValueError(f"the only source given, {own[0]!r}, is the target {target.name!r} itself, which "
+                         "--exclude-target (include_target=False) removes: add other sources, or drop --exclude-target")
+    if not ordered:
+        raise ValueError("empty source list: give at least one source task, adapter folder or hub id")
+    dupes = sorted({s for s in ordered if ordered.count(s) > 1})
+    if dupes:
+        raise ValueError(f"duplicate sources {dupes}: list each source once")
+    return ordered
+
+
+def task_name_of(ref: str) -> Optional[str]:
+    """The canonical task name if `ref` names a task, else None (a folder or hub id)."""
+    try:
+        return get_task(ref).name
+    except ValueError:
+        return None
+
+
+def same_task(ref: str, task: Task) -> bool:
+    return task_name_of(ref) == task.name
+
+
+def is_task_ref(ref: str) -> bool:
+    return task_name_of(ref) is not None
+
+
+def source_label(ref: str) -> str:
+    """A short adapter name for a reference: the task name; for a folder the task (or adapter name) it was saved
+    with; else the folder / hub id tail."""
+    name = task_name_of(ref) or (adapter_folder_name(ref) if Path(ref).is_dir() else None)
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name or Path(ref.rstrip("/")).name)
+
+
+def source_names(refs: Sequence[str]) -> List[str]:
+    """source_label of each reference, made unique by a suffix ("rte", "rte_2") where two would collide."""
+    names: List[str] = []
+    for ref in refs:
+        base = name = source_label(ref)
+        i = 2
+        while name in names:
+            name, i = f"{base}_{i}", i + 1
+        names.append(name)
+    return names
+
+
+def own_adapter_seed(preset: Preset, seed: int) -> int:
+    """The seed of the target's own adapter inside a stage-2 run: seed 0's for every seed (the authors) or
+    the run's own (preset.own_adapter_seed="per_seed")."""
+    return seed if preset.own_adapter_seed == "per_seed" else 0

@@ -1,6 +1,6 @@
 """Task registry: name -> benchmark, data location, label names, input template, metrics.
 
-A `Task` is small printable data; `data.py` reads it to load and process rows, `metrics.py` to score
+A `Task` is small printable data; `data` reads it to load and process rows, `metrics.py` to score
 predictions. Label names are the Hugging Face hub's `ClassLabel` names in hub order, so local files
 and hub data give the same integer labels.
 """

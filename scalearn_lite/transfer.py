@@ -1,153 +1,29 @@
 """Stage 2: transfer to a target task with ScaLearn (four variants) or a baseline, under one API.
 
-Every method gets the same data, base model, sources and budget, and writes one run folder:
-config.json, history.csv, omega.json + omega.safetensors (ω methods), head/ (safetensors) and, last, metrics.json;
-nothing in it needs pickle to read. Older folders (omega.pt, pytorch_*.bin) still load.
+Every method gets the same data, base model, sources and budget, and writes one run folder (runs.py). Stage 1
+(the source zoo, the target's own adapter) is sources.py; what each method installs and trains is methods.py.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
 from . import data as data_mod
-from .config import PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig, get_preset, preset_from_dict
-from .hub import is_hub_id
-from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
+from .config import Preset, get_preset
+from .io import atomic_dir, check_writable, folder_lock, write_json
+from .methods import HEAD, build_method, check_method, omega_snapshot, trainable, transfer_parameters
 from .metrics import main_metric
-from .models import attention_used, load_base, model_id, quiet_activation
-from .scaling import AdapterWeights, ScaLearn, attach
-from .baselines import rank_by_similarity, soup_selection, soup_weights, task_sentences
-from .sources import (add_task_head, adapter_folder_name, check_sources, encode_splits, is_complete,
-                      load_adapter_into, load_task_data, read_weights, resolve_source, source_dir, source_fingerprint,
-                      history_csv, source_weights, train_source, weights_file, weights_fingerprint)
+from .models import attention_used, load_base, model_id
+from .runs import RunResult, TransferSpec, reuse_run, run_config, run_dir, write_run
+from .sources import (add_task_head, check_sources, encode_splits, is_task_ref, load_task_data, order_sources,
+                      own_adapter_seed, read_weights, resolve_source, same_task, source_names, task_name_of,
+                      train_source, weights_file)
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
-
-OMEGA_METHODS = tuple(VARIANTS)  # scalearn, scalearn_uniform, scalearn_pp, scalearn_uniform_pp
-BASELINES = ("adapter", "adapterfusion", "average", "head_only", "adaptersoup", "finetune")
-METHODS = OMEGA_METHODS + BASELINES
-METHOD_NAMES = {**PAPER_NAMES, "adapter": "Adapter", "adapterfusion": "AdapterFusion", "average": "Average (ω=1/S)",
-                "head_only": "Head only (ω=0)", "adaptersoup": "AdapterSoup", "finetune": "Full fine-tuning"}
-HEAD = "target"
-
-
-def check_method(method: str) -> str:
-    """The method name, or a ValueError listing the valid ones."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return method
-
-
-def order_sources(target: Task, sources: Sequence[str], include_target: bool = True) -> List[str]:
-    """The paper's protocol: the target's own adapter is a source, placed last (unless excluded)."""
-    names = [s.strip() for s in sources if s and s.strip()]
-    own = [s for s in names if _same_task(s, target)]
-    rest = [s for s in names if not _same_task(s, target)]
-    ordered = rest + (own or [target.name]) if include_target else rest
-    if not ordered and own:
-        raise ValueError(f"the only source given, {own[0]!r}, is the target {target.name!r} itself, which "
-                         "--exclude-target (include_target=False) removes: add other sources, or drop --exclude-target")
-    if not ordered:
-        raise ValueError("empty source list: give at least one source task, adapter folder or hub id")
-    dupes = sorted({s for s in ordered if ordered.count(s) > 1})
-    if dupes:
-        raise ValueError(f"duplicate sources {dupes}: list each source once")
-    return ordered
-
-
-def task_name_of(ref: str) -> Optional[str]:
-    """The canonical task name if `ref` names a task, else None (a folder or hub id)."""
-    try:
-        return get_task(ref).name
-    except ValueError:
-        return None
-
-
-def _same_task(ref: str, task: Task) -> bool:
-    return task_name_of(ref) == task.name
-
-
-def is_task_ref(ref: str) -> bool:
-    return task_name_of(ref) is not None
-
-
-def source_label(ref: str) -> str:
-    """A short adapter name for a reference: the task name; for a folder the task (or adapter name) it was saved
-    with; else the folder / hub id tail."""
-    name = task_name_of(ref) or (adapter_folder_name(ref) if Path(ref).is_dir() else None)
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name or Path(ref.rstrip("/")).name)
-
-
-def _source_names(refs: Sequence[str]) -> List[str]:
-    """source_label of each reference, made unique by a suffix ("rte", "rte_2") where two would collide."""
-    names: List[str] = []
-    for ref in refs:
-        base = name = source_label(ref)
-        i = 2
-        while name in names:
-            name, i = f"{base}_{i}", i + 1
-        names.append(name)
-    return names
-
-
-@dataclass
-class RunResult:
-    path: Path
-    metrics: dict
-    reused: bool = False  # a finished run folder was read back, nothing was trained
-
-
-# ------------------------------------------------------------------------------- model building
-def _bank_layers(per_source: List[List[AdapterWeights]]) -> List[List[AdapterWeights]]:
-    return [list(per_layer) for per_layer in zip(*per_source)]  # [layer][source]
-
-
-def build_scalearn(net, names: List[str], refs: List[str], cfg: ScaLearnConfig) -> ScaLearn:
-    """Load the sources into `net`, stack them into per-layer banks and install ω (in place)."""
-    per_source = [source_weights(net, ref, name) for name, ref in zip(names, refs)]
-    scalearn = ScaLearn(cfg, names, _bank_layers(per_source), net.config.hidden_size)
-    return attach(net, scalearn)
-
-
-# ---------------------------------------------------------------------------------- the runner
-@dataclass
-class TransferSpec:
-    """Everything that defines one transfer run (saved as config.json)."""
-
-    target: str
-    sources: List[str]
-    method: str
-    preset: Preset
-    seed: int = 0
-    k_shot: Optional[int] = None
-    include_target: bool = True
-    source_refs: List[str] = field(default_factory=list)  # resolved folders / hub ids, same order as sources
-    data: dict = field(default_factory=dict)  # the target's data (data.data_identity): hub revision or file sha256s
-
-
-def _sources_label(spec: TransferSpec, refs: Optional[Sequence[str]]) -> str:
-    """The run folder's sources part: "none", or the source names (cut to 40 characters) + a short hash of the
-    source references (task names, absolute folder paths, hub ids), so that another source set gets its own folder."""
-    if not spec.sources:
-        return "none"
-    keys = [task_name_of(r) or (r if is_hub_id(r) else str(Path(r).expanduser().absolute()))
-            for r in (refs if refs is not None else spec.sources)]
-    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:8]
-    return f"{'+'.join(spec.sources)[:40]}-{digest}"
-
-
-def run_dir(spec: TransferSpec, root="runs", refs: Optional[Sequence[str]] = None) -> Path:
-    """runs/<model-id>/<target>[-k<K>]/<method>/<sources>-<hash>/seed<k>/ (see _sources_label)"""
-    target = spec.target if spec.k_shot is None else f"{spec.target}-k{spec.k_shot}"
-    return (Path(root) / model_id(spec.preset.model, spec.preset.num_layers) / target / spec.method
-            / _sources_label(spec, refs) / f"seed{spec.seed}")
 
 
 @dataclass
@@ -176,12 +52,21 @@ def _prepare(target: str, sources: Sequence[str], method: str, preset: Union[str
              k_shot: Optional[int], include_target: bool, model: Optional[str]):
     task = get_task(target)
     check_method(method)
-    preset = get_preset(preset) if isinstance(preset, str) else preset
+    preset = get_preset(preset)
     preset = preset.with_(model=model)
     names_in = [] if method in ("head_only", "finetune") else order_sources(task, sources, include_target)
-    spec = TransferSpec(task.name, _source_names(names_in), method, preset, seed, k_shot,
+    spec = TransferSpec(task.name, source_names(names_in), method, preset, seed, k_shot,
                         include_target)
     return spec, names_in
+
+
+def run_folder(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu", *,
+               seed: int = 0, k_shot: Optional[int] = None, include_target: bool = True, model: Optional[str] = None,
+               root="runs") -> Path:
+    """The folder transfer() with these arguments writes when no `out` is given: the one run-folder layout
+    (runs.run_dir) under `root`, which the demo, reproduce and the notebooks only move."""
+    spec, names_in = _prepare(target, sources, method, preset, seed, k_shot, include_target, model)
+    return run_dir(spec, root, refs=names_in)
 
 
 def fit_transfer(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
@@ -210,19 +95,13 @@ def _tracking(spec: "TransferSpec", report_to, logging_dir) -> dict:
             "run_name": str(run_dir(spec, root="."))}
 
 
-def own_adapter_seed(preset: Preset, seed: int) -> int:
-    """The seed of the target's own adapter inside a stage-2 run: seed 0's for every seed (the authors) or
-    the run's own (preset.own_adapter_seed="per_seed")."""
-    return seed if preset.own_adapter_seed == "per_seed" else 0
-
-
 def _stage1_refs(names_in: Sequence[str], task: Task, preset: Preset, seed: int, k_shot: Optional[int], data_dir,
                  progress: bool) -> List[str]:
     """Every source as an adapter reference, training stage 1 where needed: other tasks from the source zoo
     (seed 0, the source budget), the target's own adapter on the target rows (the target budget or k-shot)."""
     check_sources(names_in, preset, data_dir)  # every source is checked before any of them trains
     return [resolve_source(s, preset, data_dir=data_dir, seed=own_adapter_seed(preset, seed), k_shot=k_shot,
-                           role="target", progress=progress) if _same_task(s, task)
+                           role="target", progress=progress) if same_task(s, task)
             else resolve_source(s, preset, data_dir=data_dir, seed=0, progress=progress) for s in names_in]
 
 
@@ -247,7 +126,7 @@ def stage1_plan(target: str, sources: Sequence[str], method: str = "scalearn", p
         return [Stage1Adapter(spec.target, seed, k_shot, "target")]
     check_sources(names_in, spec.preset, data_dir)
     task = get_task(spec.target)
-    return [Stage1Adapter(task.name, own_adapter_seed(spec.preset, seed), k_shot, "target") if _same_task(s, task)
+    return [Stage1Adapter(task.name, own_adapter_seed(spec.preset, seed), k_shot, "target") if same_task(s, task)
             else Stage1Adapter(task_name_of(s)) for s in names_in if is_task_ref(s)]
 
 
@@ -255,7 +134,7 @@ def train_stage1(adapters: Sequence[Stage1Adapter], preset: Union[str, Preset] =
                  progress: bool = True) -> None:
     """Train (or find in the cache) these stage-1 adapters, so that runs started in parallel afterwards never
     train the same adapter twice."""
-    preset = get_preset(preset) if isinstance(preset, str) else preset
+    preset = get_preset(preset)
     for a in adapters:
         train_source(a.task, preset, data_dir=data_dir, seed=a.seed, k_shot=a.k_shot, progress=progress, role=a.role)
 
@@ -306,18 +185,18 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
     spec.source_refs = _stage1_refs(names_in, task, preset, seed, k_shot, data_dir, progress)
     set_seed(seed)
     net, tokenizer = load_base(preset.model, preset.num_layers, preset.attention)
-    extra, soup = _build(net, tokenizer, task, spec, rows, data_dir)
+    extra, soup = build_method(net, tokenizer, task, spec, rows, data_dir)
     feats = encode_splits(task, rows, tokenizer, preset)
     set_seed(seed)
     add_task_head(net, task, HEAD)
-    params = _trainable(net, method)
+    params = trainable(net, method)
     cfg = FitConfig(batch_size=preset.batch_size, eval_batch_size=preset.eval_batch_size,
                     warmup_ratio=preset.warmup_ratio, seed=seed, progress=progress, desc=f"{method} → {task.name}",
                     cpu_precision=preset.cpu_precision, **stage2_fit_settings(preset, method, k_shot, max_steps),
                     **(tracking or {}))
     start = time.perf_counter()
     result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
-                 extra_loss=extra, on_epoch=lambda: _omega_snapshot(net))
+                 extra_loss=extra, on_epoch=lambda: omega_snapshot(net))
     test = evaluate(net, task, feats["test"], tokenizer, HEAD, preset.eval_batch_size,
                     cpu_precision=preset.cpu_precision)
     net.eval()
@@ -342,119 +221,18 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
     spec.data = _data_identity(spec.target, data_dir)  # a finished folder is reused only for the same data
     final = Path(out) if out is not None else run_dir(spec, refs=names_in)
     if not force and (final / "metrics.json").is_file():  # folders appear complete or not at all: no lock needed
-        return _reuse(final, spec, names_in)
+        return reuse_run(final, spec, names_in)
     check_writable(final, "run folder")
     with folder_lock(final, "run folder"):
         if not force and (final / "metrics.json").is_file():  # another process finished it while we waited
-            return _reuse(final, spec, names_in)
+            return reuse_run(final, spec, names_in)
         task, rows = _target_data(spec, data_dir)
         if method == "adapter":
             return _adapter_baseline(task, spec, final, data_dir, progress)
         run = _fit(spec, task, rows, names_in, data_dir, None, progress, tracking)
         metrics = run.metrics()
-        _write_run(final, spec, run.net, run.result, metrics)
+        write_run(final, spec, run.net, run.result, metrics)
     return RunResult(final, metrics)
-
-
-def _reuse(final: Path, spec: TransferSpec, names_in: List[str]) -> RunResult:
-    _check_same_run(final, spec)
-    _check_same_sources(final, spec, names_in)
-    return RunResult(final, read_json(final / "metrics.json"), reused=True)
-
-
-def _build(net, tokenizer, task: Task, spec: TransferSpec, rows, data_dir):
-    """Install the method's machinery into `net`; returns (extra loss fn or None, soup selection or None)."""
-    m = spec.method
-    if m in OMEGA_METHODS:
-        build_scalearn(net, spec.sources, spec.source_refs, VARIANTS[m])
-    elif m == "average":
-        sl = build_scalearn(net, spec.sources, spec.source_refs, ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
-        sl.set_omega(torch.tensor(1.0 / len(spec.sources)), trainable=False)
-    elif m == "adaptersoup":
-        return None, _build_soup(net, tokenizer, task, spec, rows, data_dir)
-    elif m == "adapterfusion":
-        return _build_fusion(net, spec), None
-    return None, None
-
-
-def _build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
-    """AdapterSoup (baselines.py): rank the sources by sentence similarity to the target, average the top
-    preset.soup_k with similarity weights, install the souped adapter as one fixed source (ω = 1)."""
-    texts = {}
-    for name, ref in zip(spec.sources, spec.source_refs):
-        if not is_task_ref(name):
-            raise ValueError(f"adaptersoup ranks sources by their training sentences, so each source must be a task "
-                             f"name; {ref!r} is not")
-        src_rows = (load_task_data(get_task(name), spec.preset, data_dir, as_source=True)["train"]
-                    if name != task.name else rows["train"])
-        texts[name] = task_sentences(src_rows)
-    ranking = rank_by_similarity(task_sentences(rows["train"]), texts, spec.preset.max_length)
-    chosen = soup_selection(ranking, spec.preset.soup_k, spec.preset.soup_weighting)
-    refs = dict(zip(spec.sources, spec.source_refs))
-    souped = soup_weights([source_weights(net, refs[n], n) for n, _ in chosen], [w for _, w in chosen])
-    cfg = ScaLearnConfig(omega_shape="scalar", omega_dropout=0.0, init_std=0.0)
-    sl = attach(net, ScaLearn(cfg, ["soup"], [[w] for w in souped], net.config.hidden_size))
-    sl.set_omega(torch.tensor(1.0), trainable=False)
-    return {"ranking": ranking, "chosen": [n for n, _ in chosen], "weights": dict(chosen),
-            "weighting": spec.preset.soup_weighting}
-
-
-def _fuse_sources(net, names: Sequence[str], refs: Sequence[str]):
-    """Load the source adapters into `net` under their names; the Fuse block over them (fusion layer not added)."""
-    from adapters.composition import Fuse
-
-    for name, ref in zip(names, refs):
-        load_adapter_into(net, ref, name)
-    return Fuse(*names)
-
-
-def _build_fusion(net, spec: TransferSpec):
-    fuse = _fuse_sources(net, spec.sources, spec.source_refs)
-    net.add_adapter_fusion(fuse, "dynamic")
-    with quiet_activation():
-        net.set_active_adapters(fuse)
-        net.train_adapter_fusion(fuse)
-    return net.get_fusion_regularization_loss  # the value regulariser, added to the loss before backward
-
-
-def _trainable(net, method: str) -> List[torch.nn.Parameter]:
-    """Freeze everything but what the method trains (ω / fusion / everything) and the new head."""
-    if method == "finetune":
-        for p in net.parameters():
-            p.requires_grad_(True)
-        return list(net.parameters())
-    keep = set()
-    if method in OMEGA_METHODS:
-        keep.add(id(net.scalearn.omega.omega))
-    if method == "adapterfusion":
-        keep |= {id(p) for n, p in net.named_parameters() if "adapter_fusion_layer" in n}
-    keep |= {id(p) for p in net.heads[HEAD].parameters()}
-    params = []
-    for p in net.parameters():
-        p.requires_grad_(id(p) in keep)
-        if id(p) in keep:
-            params.append(p)
-    return params
-
-
-def transfer_parameters(net, method: str) -> int:
-    """Parameters the method learns for transfer, the head excluded (paper's count)."""
-    if method in OMEGA_METHODS:
-        return net.scalearn.num_transfer_parameters()
-    if method == "adapterfusion":
-        return sum(p.numel() for n, p in net.named_parameters() if "adapter_fusion_layer" in n)
-    if method == "finetune":
-        return sum(p.numel() for n, p in net.named_parameters() if not n.startswith("heads."))
-    return 0
-
-
-def _omega_snapshot(net) -> dict:
-    """ω per layer × source (mean over hidden units) flattened into history columns."""
-    if not hasattr(net, "scalearn"):
-        return {}
-    values = net.scalearn.omega.layer_values().mean(-1)  # (L, S)
-    return {f"omega/{l}/{s}": float(values[l, i]) for l in range(values.shape[0])
-            for i, s in enumerate(net.scalearn.sources)}
 
 
 def _metrics(task, spec, net, params, result, test, seconds, rows, soup) -> dict:
@@ -473,105 +251,6 @@ def _metrics(task, spec, net, params, result, test, seconds, rows, soup) -> dict
     return out
 
 
-def omega_json(net) -> dict:
-    """ω in a plain form: sources in order, layers, per layer × source (mean) and per hidden unit."""
-    sl = net.scalearn
-    values = sl.omega.layer_values()  # (L, S, d|1)
-    return {"sources": sl.sources, "num_layers": values.shape[0], "omega_shape": sl.cfg.omega_shape,
-            "share_layers": sl.cfg.share_layers, "per_layer_source": values.mean(-1).tolist(),
-            "per_unit": values.tolist() if sl.cfg.omega_shape == "vector" else None}
-
-
-def _write_run(final: Path, spec: TransferSpec, net, result, metrics: dict) -> None:
-    with atomic_dir(final) as tmp:
-        write_json(tmp / "config.json", _run_config(spec))
-        write_text(tmp / "history.csv", history_csv(result.history))
-        if hasattr(net, "scalearn"):
-            save_omega(tmp / OMEGA_FILE, net.scalearn.omega.omega, net.scalearn.sources)
-            write_json(tmp / "omega.json", omega_json(net))
-        if spec.method == "adapterfusion":  # the fusion layers (query, key, value); the sources stay in their folders
-            net.save_adapter_fusion(str(tmp / "fusion"), list(spec.sources), use_safetensors=True)
-        if spec.method != "finetune":
-            net.save_head(str(tmp / "head"), HEAD, use_safetensors=True)
-        write_json(tmp / "metrics.json", metrics)
-
-
-OMEGA_FILE = "omega.safetensors"
-
-
-def save_omega(path: Path, omega: torch.Tensor, sources: List[str]) -> None:
-    """ω as safetensors: one tensor "omega", the source order in the metadata (no pickle)."""
-    from safetensors.torch import save_file
-
-    save_file({"omega": omega.detach().cpu().contiguous()}, str(path), metadata={"sources": json.dumps(sources)})
-
-
-def load_omega(folder: Path) -> dict:
-    """{"omega": tensor, "sources": [...]} from omega.safetensors, or from an older folder's omega.pt."""
-    folder = Path(folder)
-    if (folder / OMEGA_FILE).is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(folder / OMEGA_FILE), framework="pt") as fh:
-            return {"omega": fh.get_tensor("omega"), "sources": json.loads(fh.metadata()["sources"])}
-    if (folder / "omega.pt").is_file():
-        return torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"{folder} has neither {OMEGA_FILE} nor omega.pt: the run folder is incomplete")
-
-
-def _run_config(spec: TransferSpec) -> dict:
-    """config.json: the spec, and a fingerprint of each source's weights (in the order of `sources`)."""
-    return {**asdict(spec), "preset": asdict(spec.preset),
-            "source_fingerprints": [source_fingerprint(r) for r in spec.source_refs]}
-
-
-def _check_same_run(folder: Path, spec: TransferSpec) -> None:
-    """A finished folder is reused only if it holds this very run (source folders may have moved)."""
-    try:
-        saved = read_json(folder / "config.json")
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{folder} has metrics.json but no readable config.json ({err}): the run folder is "
-                         f"corrupt; delete it or rerun with --force") from None
-    want = json.loads(json.dumps(_run_config(spec)))  # tuples → lists, as read back from JSON
-    # refs may move (weights are compared by _check_same_sources); data is compared when both sides know it
-    # (folders written before it was kept, or no data here to hash: not)
-    skip = {"source_refs", "source_fingerprints"} | ({"data"} if not (saved.get("data") and want.get("data")) else set())
-    diff = sorted(k for k in set(want) | set(saved) if k not in skip and want.get(k) != saved.get(k))
-    if diff:
-        detail = "; ".join(f"{k}: saved {saved.get(k)!r}, asked {want.get(k)!r}" for k in diff)
-        raise ValueError(f"{folder} already holds a finished run with other settings ({detail}); "
-                         f"pass another --out, or --force to overwrite it")
-
-
-def _current_fingerprint(ref: str, spec: TransferSpec) -> Optional[str]:
-    """The fingerprint a source would have if the run were trained now; None for a task whose stage-1 adapter is
-    not cached (it would be retrained from the same settings)."""
-    if is_task_ref(ref):  # the folder _stage1_refs would resolve it to
-        if task_name_of(ref) == spec.target:
-            folder = source_dir(ref, spec.preset, own_adapter_seed(spec.preset, spec.seed), spec.k_shot, role="target")
-        else:
-            folder = source_dir(ref, spec.preset, 0)
-        return weights_fingerprint(folder) if is_complete(folder) else None
-    return source_fingerprint(str(Path(ref).expanduser()) if Path(ref).expanduser().is_dir() else ref)
-
-
-def _check_same_sources(folder: Path, spec: TransferSpec, names_in: List[str]) -> None:
-    """A finished run is reused only if every source still has the weights it was trained with."""
-    if spec.method in ("head_only", "finetune", "adapter"):
-        return
-    saved = read_json(folder / "config.json").get("source_fingerprints")
-    if not saved or len(saved) != len(names_in):
-        raise ValueError(f"{folder} holds a finished run without a fingerprint of its sources' weights (written by an "
-                         "older version), so it cannot be checked against the sources now; rerun with --force, or "
-                         "pass another --out")
-    for name, ref, then in zip(spec.sources, names_in, saved):
-        now = _current_fingerprint(ref, spec)
-        if now is not None and now != then:
-            raise ValueError(f"{folder} holds a finished run whose source {name!r} ({ref}) had other weights "
-                             f"(sha256 {then[:12]}… then, {now[:12]}… now); rerun with --force to retrain it on "
-                             "the current sources, or pass another --out")
-
-
 def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, progress) -> RunResult:
     """The Adapter row: the target's own stage-1 adapter trained with this seed (and k-shot data)."""
     src = train_source(task, spec.preset, data_dir=data_dir, seed=spec.seed, k_shot=spec.k_shot, progress=progress,
@@ -587,7 +266,7 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
                "base": m["base"], "precision": m.get("precision"), "attention": m.get("attention"),
                "source_folder": str(src.path)}
     with atomic_dir(final) as tmp:
-        write_json(tmp / "config.json", _run_config(spec))
+        write_json(tmp / "config.json", run_config(spec))
         (tmp / "history.csv").write_bytes((src.path / "history.csv").read_bytes())
         write_json(tmp / "metrics.json", metrics)
     return RunResult(final, metrics)
@@ -595,49 +274,3 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
 
 def _weights_numel(path: Path) -> int:
     return sum(v.numel() for v in read_weights(path).values())
-
-
-RELOADABLE = OMEGA_METHODS + ("average", "adapterfusion")
-
-
-def load_run(folder) -> tuple:
-    """Rebuild a saved run (a ScaLearn variant, `average` or `adapterfusion`): (model in eval mode, tokenizer, task, config)."""
-    folder = Path(folder)
-    if not (folder / "metrics.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a finished run folder (no metrics.json)")
-    cfg = read_json(folder / "config.json")
-    if cfg["method"] not in RELOADABLE:
-        raise ValueError(f"load_run rebuilds {', '.join(RELOADABLE)} runs; {folder} is a {cfg['method']!r} run")
-    preset = preset_from_dict(cfg["preset"])
-    net, tokenizer = load_base(preset.model, preset.num_layers, preset.attention)
-    if cfg["method"] == "adapterfusion":
-        _load_fusion(net, folder, cfg)
-    else:
-        _load_omega(net, folder, cfg)
-    net.load_head(str(folder / "head"), load_as=HEAD, use_safetensors=True)
-    net.eval()
-    return net, tokenizer, get_task(cfg["target"]), cfg
-
-
-def _load_omega(net, folder: Path, cfg: dict) -> None:
-    variant = VARIANTS.get(cfg["method"], ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
-    sl = build_scalearn(net, cfg["sources"], cfg["source_refs"], variant)
-    saved = load_omega(folder)
-    if saved["sources"] != sl.sources or saved["omega"].shape != sl.omega.omega.shape:
-        raise ValueError(f"{folder}: ω does not match its config (sources {saved['sources']}, "
-                         f"shape {tuple(saved['omega'].shape)}): the run folder is corrupt")
-    sl.set_omega(saved["omega"])
-
-
-def _load_fusion(net, folder: Path, cfg: dict) -> None:
-    if not (folder / "fusion").is_dir():
-        raise FileNotFoundError(f"{folder} has no fusion/ folder: it was written before fusion weights were saved; "
-                                f"rerun it with --force")
-    fuse = _fuse_sources(net, cfg["sources"], cfg["source_refs"])
-    net.load_adapter_fusion(str(folder / "fusion"), with_head=False, use_safetensors=True)  # (None in 1.3.0)
-    want = ",".join(cfg["sources"])
-    if want not in net.adapters_config.fusions:
-        raise ValueError(f"{folder}/fusion holds a fusion of {sorted(net.adapters_config.fusions)}, but the run's "
-                         f"sources are {cfg['sources']}: the run folder is corrupt")
-    with quiet_activation():
-        net.set_active_adapters(fuse)

@@ -32,7 +32,7 @@ def _omega_record(run: RunLike) -> dict:
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: only ScaLearn variants (and 'average') write omega.json")
         return json.loads(path.read_text())
-    from .transfer import omega_json
+    from .runs import omega_json
 
     if hasattr(run, "scalearn"):  # a model with ScaLearn attached
         return omega_json(run)
@@ -251,7 +251,7 @@ def run_contributions(run: RunLike, split: str = "validation", max_rows: int = 2
     from .config import preset_from_dict
     from .encoding import make_loader
     from .sources import encode_splits, load_task_data
-    from .transfer import load_run
+    from .runs import load_run
 
     folder = Path(run.path if hasattr(run, "path") else run)
     net, tokenizer, task, cfg = load_run(folder)

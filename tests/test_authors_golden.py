@@ -26,7 +26,7 @@ from scalearn_lite.config import VARIANTS
 from scalearn_lite.models import encoder_layers, from_config, quiet_activation
 from scalearn_lite.scaling import ScaLearn
 from scalearn_lite.sources import load_adapter_into
-from scalearn_lite.transfer import build_scalearn
+from scalearn_lite.methods import build_scalearn
 
 GOLDEN_ROOT = Path(os.environ.get("SCALEARN_GOLDEN_DIR") or ROOT.parent / "shared" / "golden")
 GOLDEN = GOLDEN_ROOT / "authors-scalearn"
@@ -87,7 +87,7 @@ def variant_net(scaling: str, variant: str) -> Tuple[torch.nn.Module, ScaLearn]:
     net = base_net()
     sl = build_scalearn(net, SOURCES, folders(scaling), VARIANTS[variant])
     omega = golden("omegas.pt")[variant]  # (L or 1, S, d or 1)
-    assert sl.omega.omega.shape == omega.shape  # set_omega broadcasts: check the shape before
+    assert sl.omega.weight.shape == omega.shape  # set_omega broadcasts: check the shape before
     sl.set_omega(omega)
     return net, sl
 
@@ -150,7 +150,7 @@ def test_omega_gradient_equals_the_authors(scaling, variant):
     net, sl = variant_net(scaling, variant)
     R = torch.randn(3, 10, 32, generator=torch.Generator().manual_seed(5))  # (B, T, d)
     loss = (net.base_model(**batch()).last_hidden_state * R).sum()
-    (grad,) = torch.autograd.grad(loss, sl.omega.omega)  # (L or 1, S, d or 1)
+    (grad,) = torch.autograd.grad(loss, sl.omega.weight)  # (L or 1, S, d or 1)
     assert_close(grad, golden(f"{scaling}/authors_out.pt")[variant]["grad"], GRAD_TOL, f"{scaling} {variant} dL/dω")
 
 
@@ -159,8 +159,8 @@ def test_pp_variants_hold_one_shared_omega(variant):
     """One ω tensor (1, S, d|1), as the authors' shared_parameters[...]["omega"], used by every layer."""
     net, sl = variant_net("s1.0", variant)
     omegas = [p for n, p in net.named_parameters() if "omega" in n]
-    assert len(omegas) == 1 and omegas[0] is sl.omega.omega
-    assert sl.omega.omega.shape == golden("omegas.pt")[variant].shape  # (1, S, d or 1)
+    assert len(omegas) == 1 and omegas[0] is sl.omega.weight
+    assert sl.omega.weight.shape == golden("omegas.pt")[variant].shape  # (1, S, d or 1)
     assert all(layer.output.omega is sl.omega for layer in encoder_layers(net))
     assert torch.equal(sl.omega(0), sl.omega(1))  # eval mode: both layers read the same values
 

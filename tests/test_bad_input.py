@@ -21,6 +21,8 @@ from scalearn_lite.tasks import get_task
 
 sources = importlib.import_module("scalearn_lite.sources")
 tr = importlib.import_module("scalearn_lite.transfer")
+from scalearn_lite import runs as runs_mod
+from scalearn_lite import sources as sources_mod
 TINY = get_preset("tiny")
 # A run of a few steps: the point of these tests is what happens around training, not what it learns.
 SHORT = TINY.with_(max_train=32, max_validation=16, max_test=16, transfer_epochs=1)
@@ -256,7 +258,7 @@ def test_a_finished_run_is_reused_only_while_its_sources_keep_their_weights(data
 def test_the_default_run_folder_depends_on_the_sources(tmp_path):
     def folder(srcs):
         spec, names_in = tr._prepare("mrpc", srcs, "scalearn", TINY, 0, None, True, None)
-        return tr.run_dir(spec, refs=names_in)
+        return runs_mod.run_dir(spec, refs=names_in)
 
     a, b = folder(["rte"]), folder(["rte", "sst2"])
     assert a != b and a.parent.parent == b.parent.parent and a.name == b.name == "seed0"
@@ -267,7 +269,7 @@ def test_transfer_cli_says_reused(monkeypatch, capsys, tmp_path):
     metrics = {"method": "scalearn", "target": "rte", "sources": ["cb", "rte"], "metric": "accuracy",
                "test_metric": 0.5, "validation_metric": 0.5, "transfer_params": 10, "wall_seconds": 123.0,
                "steps": 4, "step_budget": 4, "rows": {"train": 32, "validation": 16}}
-    monkeypatch.setattr(tr, "transfer", lambda *a, **k: tr.RunResult(tmp_path, metrics, reused=True))
+    monkeypatch.setattr(tr, "transfer", lambda *a, **k: runs_mod.RunResult(tmp_path, metrics, reused=True))
     assert cli.main(["transfer", "rte", "--sources", "cb", "--preset", "tiny"]) == 0
     assert "reused: finished earlier in 123 s, nothing trained now" in capsys.readouterr().out
 
@@ -299,7 +301,7 @@ def test_folder_sources_are_named_by_their_task_and_made_unique(tmp_path):
 def test_exclude_target_with_only_the_target_as_source_says_so():
     with pytest.raises(ValueError, match="the only source given, 'rte', is the target 'rte' itself, which "
                                          "--exclude-target"):
-        tr.order_sources(get_task("rte"), ["rte"], include_target=False)
+        sources_mod.order_sources(get_task("rte"), ["rte"], include_target=False)
 
 
 # ---------------------------------------------------------------------------- 10. more failure tests
@@ -349,7 +351,7 @@ def test_paths_with_spaces_and_non_ascii_characters(data_dir, tmp_path, rte_adap
     res = tr.transfer("mrpc", [str(src)], "average", SHORT, data_dir=root, include_target=False,
                       out=tmp_path / "rün ö" / "run 1", progress=False)
     assert (res.path / "metrics.json").is_file() and res.metrics["sources"] == ["rte"]
-    net, *_ = tr.load_run(res.path)  # reloads from the same paths
+    net, *_ = runs_mod.load_run(res.path)  # reloads from the same paths
     with pytest.raises(FileNotFoundError, match="adapter folder .*my adäpters/rte does not exist"):
         tr.transfer("mrpc", ["my adäpters/rte"], "scalearn", SHORT, data_dir=root, out=tmp_path / "x", progress=False)
 

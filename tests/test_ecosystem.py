@@ -13,6 +13,8 @@ from scalearn_lite.sources import load_task_data, read_weights
 from scalearn_lite.train import predict
 
 tr = importlib.import_module("scalearn_lite.transfer")
+from scalearn_lite import methods as methods_mod
+from scalearn_lite import runs as runs_mod
 TINY = get_preset("tiny").with_(max_train=128, transfer_epochs=1)  # as test_transfer: same cached sources
 
 
@@ -31,7 +33,7 @@ def test_hub_datasets_load_at_a_fixed_revision(monkeypatch):
         return {"train": Split([{"x": 1}]), "validation": Split([{"x": 2}])}
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    monkeypatch.setattr(data_mod, "hub_reachable", lambda: True)
+    monkeypatch.setattr(data_mod.locations, "hub_reachable", lambda: True)
     data_mod.load_hub("rte")
     data_mod.load_hub("cb")
     assert [(p, c, kw["revision"]) for p, c, kw in calls] == [
@@ -46,7 +48,7 @@ def test_hub_datasets_load_at_a_fixed_revision(monkeypatch):
 # ------------------------------------------------------------------------------ item 4: no pickle in a run
 def _logits(net, tok, task, data_dir):
     rows = load_task_data(task, TINY, data_dir)["test"]
-    return predict(net, task, encode(task, rows, tok, TINY.max_length), tok, head=tr.HEAD)[0]
+    return predict(net, task, encode(task, rows, tok, TINY.max_length), tok, head=methods_mod.HEAD)[0]
 
 
 def test_a_run_folder_needs_no_pickle_and_an_old_format_folder_still_loads(data_dir, tmp_path, monkeypatch):
@@ -66,17 +68,17 @@ def test_a_run_folder_needs_no_pickle_and_an_old_format_folder_still_loads(data_
     for ref in cfg["source_refs"]:  # every source folder: safetensors, and its data identity in its metadata
         assert not [p for p in tr.Path(ref).iterdir() if p.suffix in (".pt", ".bin")]
         assert json.loads((tr.Path(ref) / "scalearn_source.json").read_text())["settings"]["data"]["local"]
-    net, tok, task, _ = tr.load_run(res.path)
+    net, tok, task, _ = runs_mod.load_run(res.path)
     new = _logits(net, tok, task, data_dir)
 
     old = tmp_path / "old"  # the same run as an older version wrote it: omega.pt and a pickled head
     old.mkdir()
     for name in ("config.json", "metrics.json", "omega.json", "history.csv"):
         (old / name).write_bytes((res.path / name).read_bytes())
-    saved = tr.load_omega(res.path)
+    saved = runs_mod.load_omega(res.path)
     torch.save({"omega": saved["omega"], "sources": saved["sources"]}, old / "omega.pt")
     (old / "head").mkdir()
     (old / "head" / "head_config.json").write_bytes((res.path / "head" / "head_config.json").read_bytes())
     torch.save(read_weights(res.path / "head" / "model_head.safetensors"), old / "head" / "pytorch_model_head.bin")
-    net2, tok2, task2, _ = tr.load_run(old)
+    net2, tok2, task2, _ = runs_mod.load_run(old)
     assert (_logits(net2, tok2, task2, data_dir) == new).all()  # identical logits from either format

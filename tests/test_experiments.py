@@ -77,9 +77,11 @@ def test_reproduce_refuses_a_run_folder_from_other_settings(data_dir, tmp_path):
     base = ["--benchmark", "glue", "--preset", "tiny", "--data-dir", str(data_dir), "--targets", "mrpc",
             "--methods", "scalearn_uniform_pp", "--seeds", "1", "--out", str(out), "--quiet"]
     assert cli("reproduce", *base, "--sources", "rte").returncode == 0
-    res = cli("reproduce", *base, "--sources", "sst2")  # same folder, other source list
+    assert cli("reproduce", *base, "--sources", "sst2").returncode == 0  # another source set: a folder of its own
+    assert len(list((out / "runs").rglob("metrics.json"))) == 2
+    res = cli("reproduce", *base, "--sources", "rte", "--cpu-precision", "bf16")  # same folder, other settings
     assert res.returncode != 0
-    assert "other settings" in res.stderr and "Traceback" not in res.stderr
+    assert "other settings" in res.stderr and "cpu_precision" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_parallel_jobs_give_the_sequential_runs(data_dir, tmp_path):
@@ -113,7 +115,8 @@ def test_parallel_jobs_reuse_finished_folders_without_stage_1(data_dir, tmp_path
 
     monkeypatch.setattr(transfer_module, "train_stage1", no_stage1)
     jobs = [experiments.Job("mrpc", ["rte"], m, 0) for m in ("scalearn_uniform_pp", "head_only")]
-    rows = experiments.run_jobs(jobs, get_preset("tiny"), data_dir=data_dir, out=tmp_path, progress=False, workers=2)
+    rows = experiments.run_jobs(jobs, get_preset("tiny"), data_dir=data_dir, root=tmp_path / "runs", progress=False,
+                                workers=2)
     assert list(rows.method) == list(before.method)
     assert list(rows.value) == pytest.approx(list(before.value))
 
@@ -160,3 +163,20 @@ def test_stage1_plan_lists_each_adapter_a_run_loads_once_per_target_and_seed(dat
         Stage1Adapter("mrpc", 1, None, "target")]
     assert stage1_plan("mrpc", ["rte"], "scalearn", tiny, seed=0, data_dir=data_dir, include_target=False) == [
         Stage1Adapter("rte")]
+
+
+def test_the_notebooks_and_the_demo_share_one_job_runner_and_one_run_folder_layout(data_dir, tmp_path, monkeypatch):
+    """course.run_many goes through experiments.run_jobs into transfer's folder layout (under runs/notebooks/<preset>);
+    a second call reuses every folder and gives the same scores."""
+    from scalearn_lite import course
+    from scalearn_lite.transfer import run_folder
+
+    monkeypatch.setenv("SCALEARN_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("SCALEARN_DATA_DIR", str(data_dir))
+    tiny, methods = get_preset("tiny"), ("scalearn_uniform_pp", "head_only")
+    first = course.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
+    assert list(first.path) == [str(run_folder("mrpc", ["rte"], m, tiny, seed=1, root=tmp_path / "tiny"))
+                                for m in methods]
+    assert list(first.seed) == [1, 1] and list(first.method) == list(methods)
+    again = course.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
+    assert list(again.test_metric) == list(first.test_metric) and list(again.path) == list(first.path)

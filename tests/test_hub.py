@@ -15,6 +15,7 @@ from scalearn_lite.models import load_base
 from scalearn_lite.sources import read_weights, source_weights, train_source, weights_file
 
 tr = importlib.import_module("scalearn_lite.transfer")
+from scalearn_lite import runs as runs_mod
 TINY = get_preset("tiny")
 
 
@@ -90,7 +91,7 @@ def test_a_transfer_over_a_hub_source_runs_and_reloads(fake_hub, data_dir, tmp_p
                       out=tmp_path / "run", include_target=False, progress=False)
     cfg = json.loads((res.path / "config.json").read_text())
     assert cfg["source_refs"] == ["AdapterHub/roberta-base-pf-rte"] and cfg["sources"] == ["roberta-base-pf-rte"]
-    net, *_ = tr.load_run(res.path)  # the reload resolves the hub id again
+    net, *_ = runs_mod.load_run(res.path)  # the reload resolves the hub id again
     assert net.scalearn.sources == ["roberta-base-pf-rte"]
 
 

@@ -17,6 +17,7 @@ from scalearn_lite import io as io_mod
 from scalearn_lite.config import get_preset
 
 tr = importlib.import_module("scalearn_lite.transfer")
+from scalearn_lite import runs as runs_mod
 ROOT = Path(__file__).resolve().parents[1]
 TINY = get_preset("tiny").with_(max_train=128, transfer_epochs=1)  # as test_transfer: same cached sources
 
@@ -142,5 +143,5 @@ def test_two_cpu_processes_train_the_same_run_as_one(data_dir, tmp_path):
     assert (a["steps"], a["best_epoch"], a["rows"]) == (b["steps"], b["best_epoch"], b["rows"])
     assert b["test"]["accuracy"] == a["test"]["accuracy"]  # the same predictions on all 200 test rows
     assert b["validation"]["loss"] == pytest.approx(a["validation"]["loss"], abs=1e-5)
-    oa, ob = tr.load_omega(one.path)["omega"], tr.load_omega(tmp_path / "two")["omega"]
+    oa, ob = runs_mod.load_omega(one.path)["omega"], runs_mod.load_omega(tmp_path / "two")["omega"]
     assert torch.allclose(oa, ob, atol=1e-5), (oa - ob).abs().max()  # ω: float rounding only (measured 1.2e-7)

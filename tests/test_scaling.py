@@ -13,6 +13,7 @@ from scalearn_lite.scaling import AdapterWeights, ScaLearn, SourceBank, attach
 from scalearn_lite.sources import extract_weights, seq_bn_config
 
 tr = importlib.import_module("scalearn_lite.transfer")  # the module (the package exports the function `transfer`)
+from scalearn_lite import methods as methods_mod
 
 SOURCES = ["a", "b", "c"]
 KINDS = ["bert", "roberta"]
@@ -113,7 +114,7 @@ def test_layer_output_is_the_design_formula_in_plain_torch(kind):
     model = adapters_model(kind)
     weights = {n: extract_weights(model, n)[0] for n in SOURCES}
     sl = to_scalearn(model)
-    sl.set_omega(torch.randn_like(sl.omega.omega))
+    sl.set_omega(torch.randn_like(sl.omega.weight))
     out_block = encoder_layers(model)[0].output
     d = model.config.hidden_size
     inter, x = torch.randn(2, 5, 2 * d), torch.randn(2, 5, d)
@@ -122,7 +123,7 @@ def test_layer_output_is_the_design_formula_in_plain_torch(kind):
         ln = out_block.LayerNorm
         f = inter @ out_block.dense.weight.T + out_block.dense.bias  # FFN output before its residual
         h = ln(f + x)
-        omega = sl.omega.omega[0]  # (S, d), layer 0
+        omega = sl.omega.weight[0]  # (S, d), layer 0
         adapted = sum(omega[i] * (torch.relu(h @ w.down_weight.T + w.down_bias) @ w.up_weight.T + w.up_bias)
                       for i, w in enumerate(weights[n] for n in SOURCES))
         want = ln(adapted + f + x)
@@ -140,13 +141,13 @@ def test_pp_variants_hold_one_omega_whose_gradient_sums_over_layers(variant):
     per_layer = adapters_model("bert")
     cfg = ScaLearnConfig(omega_shape=VARIANTS[variant].omega_shape, share_layers=False, omega_dropout=0.0)
     sl_per = to_scalearn(per_layer, cfg)
-    sl_per.set_omega(sl.omega.omega.detach())
+    sl_per.set_omega(sl.omega.weight.detach())
     per_layer.heads["h"].load_state_dict(shared.heads["h"].state_dict())
     for m in (shared, per_layer):  # eval: dropout off, gradients still flow
         m(**batch(), head="h").logits.pow(2).sum().backward()
-    per_layer_grads = sl_per.omega.omega.grad  # (L, S, d|1)
+    per_layer_grads = sl_per.omega.weight.grad  # (L, S, d|1)
     assert per_layer_grads.abs().min(dim=0).values.sum() > 0  # every layer contributes
-    torch.testing.assert_close(sl.omega.omega.grad[0], per_layer_grads.sum(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(sl.omega.weight.grad[0], per_layer_grads.sum(0), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -155,7 +156,7 @@ def test_omega_initialisation_is_two_over_s(variant):
     layers = [[AdapterWeights(torch.randn(4, 64), torch.randn(4), torch.randn(64, 4), torch.randn(64))
                for _ in range(8)] for _ in range(3)]
     sl = ScaLearn(VARIANTS[variant], [f"s{i}" for i in range(8)], layers, 64)
-    omega = sl.omega.omega.detach()
+    omega = sl.omega.weight.detach()
     assert abs(omega.mean().item() - 2 / 8) < 1e-3
     assert omega.std().item() < 5e-3
     # the paper's shape of each variant (3 layers, 8 sources, d = 64), not one derived from the config's fields
@@ -169,7 +170,7 @@ def test_dropout_acts_on_omega_itself_and_is_off_in_eval():
     sl.train()
     torch.manual_seed(0)
     dropped = sl.omega(0)
-    raw = sl.omega.omega[0]
+    raw = sl.omega.weight[0]
     kept = dropped != 0
     assert 0 < kept.float().mean() < 1  # some entries dropped, some kept
     torch.testing.assert_close(dropped[kept], raw[kept] / 0.7)  # survivors scaled by 1/(1-p)
@@ -181,7 +182,7 @@ def test_dropout_acts_on_omega_itself_and_is_off_in_eval():
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(**batch(), head="h").logits, model(**batch(), head="h").logits)
-        assert torch.equal(sl.omega(0), sl.omega.omega[0])
+        assert torch.equal(sl.omega(0), sl.omega.weight[0])
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -211,21 +212,21 @@ def test_each_variant_learns_the_papers_omega_count_and_a_step_moves_only_omega_
     """On a tiny model (L = 2, S = 3, d = 32): ScaLearn's only parameters are ω, as many as the paper counts and as
     `scalearn-lite params` reports; one optimiser step on what the transfer trains changes ω and the head only."""
     model = adapters_model("bert")
-    model.add_classification_head(tr.HEAD, num_labels=3)
+    model.add_classification_head(methods_mod.HEAD, num_labels=3)
     sl = to_scalearn(model, VARIANTS[variant])
     expected = paper_transfer_params(variant, layers=2, sources=3, hidden=32)
     assert sum(p.numel() for p in sl.parameters()) == sl.num_transfer_parameters() == expected  # banks: buffers
     assert count_parameters(tiny_config("bert"), 3)[variant] == expected
-    params = tr._trainable(model, variant)
+    params = methods_mod.trainable(model, variant)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
     opt = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.0)
-    F.cross_entropy(model(**batch(), head=tr.HEAD).logits, torch.tensor([0, 1, 2])).backward()
+    F.cross_entropy(model(**batch(), head=methods_mod.HEAD).logits, torch.tensor([0, 1, 2])).backward()
     opt.step()
     changed = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
-    head = {k for k in before if k.startswith(f"heads.{tr.HEAD}.")}
-    assert "scalearn.omega.omega" in changed and changed & head
-    assert changed <= {"scalearn.omega.omega"} | head, sorted(changed - head)
+    head = {k for k in before if k.startswith(f"heads.{methods_mod.HEAD}.")}
+    assert "scalearn.omega.weight" in changed and changed & head
+    assert changed <= {"scalearn.omega.weight"} | head, sorted(changed - head)
     assert any(k.startswith("scalearn.banks.") for k in before) and any(".attention." in k for k in before)
 
 
@@ -265,3 +266,16 @@ def test_attach_follows_the_models_train_or_eval_mode(training):
     with torch.no_grad():
         outs = [model.base_model(**batch()).last_hidden_state for _ in range(2)]
     assert torch.equal(*outs) is not training  # dropout (on ω too) draws fresh masks per pass only in training
+
+
+def test_omega_is_one_parameter_named_weight_and_a_state_dict_of_the_old_name_still_loads():
+    """`model.scalearn.omega.weight` holds every ω; state dicts saved when it was `...omega.omega` load unchanged."""
+    model = adapters_model("bert")
+    sl = to_scalearn(model)
+    assert [n for n, _ in sl.named_parameters()] == ["omega.weight"]
+    with torch.no_grad():
+        sl.omega.weight.uniform_(-1, 1)
+    old = {("omega.omega" if k == "omega.weight" else k): v.clone() for k, v in sl.state_dict().items()}
+    fresh = to_scalearn(adapters_model("bert"))
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.omega.weight, sl.omega.weight)

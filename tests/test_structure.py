@@ -5,24 +5,39 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "scalearn_lite"
-MODULES = {p.stem: ast.parse(p.read_text(), filename=str(p)) for p in sorted(PACKAGE.glob("*.py"))}
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "scalearn_lite"
 
 
-def imports_of(tree: ast.AST) -> dict:
-    """{module of this package: [imported names]} for every relative import in `tree` (`from . import x` → x)."""
+def module_name(path: Path) -> str:
+    """scalearn_lite/transfer.py → "transfer", scalearn_lite/data/readers.py → "data.readers",
+    scalearn_lite/data/__init__.py → "data" (the package's own __init__.py: "__init__")."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    parts = parts[:-1] if parts[-1] == "__init__" else parts
+    return ".".join(parts) or "__init__"
+
+
+MODULES = {module_name(p): ast.parse(p.read_text(), filename=str(p)) for p in sorted(PACKAGE.rglob("*.py"))}
+PACKAGES = {m for m in MODULES if (PACKAGE / m.replace(".", "/") / "__init__.py").is_file()}
+
+
+def imports_of(tree: ast.AST, module: str = "") -> dict:
+    """{module of this package: [imported names]} for every import of the package in `tree`, relative ones resolved
+    from `module` (`from . import x` → x, `from ..tasks import y` in data.readers → tasks)."""
+    home = module.split(".") if module in PACKAGES else module.split(".")[:-1]
     found = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = home[:len(home) - (node.level - 1)] if node.level > 1 else home
             if node.module:
-                found.setdefault(node.module.split(".")[0], []).extend(a.name for a in node.names)
+                found.setdefault(".".join(base + node.module.split(".")), []).extend(a.name for a in node.names)
             else:
                 for a in node.names:
-                    found.setdefault(a.name, [])
+                    found.setdefault(".".join(base + [a.name]), [])
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith("scalearn_lite."):
-                    found.setdefault(a.name.split(".")[1], [])
+                    found.setdefault(a.name.split(".", 1)[1], [])
     return {m: names for m, names in found.items() if m in MODULES}
 
 
@@ -58,7 +73,8 @@ def test_the_cycle_finder_finds_a_cycle_and_accepts_a_tree():
 
 
 def test_no_import_cycle_between_the_package_modules():
-    graph = {m: set(imports_of(tree)) - {m, "__init__"} for m, tree in MODULES.items() if m != "__init__"}
+    graph = {m: set(imports_of(tree, m)) - {m, "__init__"} for m, tree in MODULES.items() if m != "__init__"}
+    assert graph["data"] >= {"data.readers", "data.splits"} and "tasks" in graph["data.readers"]  # packages resolved
     assert find_cycle(graph) is None, f"import cycle: {' → '.join(find_cycle(graph))}"
 
 
@@ -72,7 +88,7 @@ def test_argparse_lives_only_in_the_command_line():
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m != "__init__"))
 def test_no_module_imports_another_modules_private_names(module):
     tree = MODULES[module]
-    private = [f"{src}.{n}" for src, names in imports_of(tree).items() for n in names
+    private = [f"{src}.{n}" for src, names in imports_of(tree, module).items() for n in names
                if n.startswith("_") and not n.startswith("__")]
     # and `from . import data as data_mod` ... data_mod._helper(): an attribute read on an imported package module
     aliases = {a.asname or a.name: a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1
@@ -81,3 +97,12 @@ def test_no_module_imports_another_modules_private_names(module):
                 and isinstance(n.value, ast.Name) and n.value.id in aliases and n.attr.startswith("_")
                 and not n.attr.startswith("__")]
     assert not private, f"{module}.py uses private helpers of other modules: {sorted(set(private))}"
+
+
+def test_every_package_folder_is_packaged():
+    """A sub-package missing from pyproject's `packages` would be left out of a wheel (only editable installs work)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"scalearn_lite"} | {f"scalearn_lite.{m}" for m in PACKAGES}
+    assert folders == listed, f"pyproject.toml packages {sorted(listed)} but package folders {sorted(folders)}"

@@ -194,7 +194,7 @@ def test_missing_offline_task_names_path():
 
 
 def test_hub_unreachable_gives_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "hub_reachable", lambda: False)
+    monkeypatch.setattr(data.locations, "hub_reachable", lambda: False)
     monkeypatch.delenv("SCALEARN_DATA_DIR", raising=False)
     with pytest.raises(ConnectionError, match="SCALEARN_DATA_DIR"):
         data.load_raw("rte")  # auto, no data dir -> hub
@@ -214,7 +214,7 @@ def test_hub_source_converts_to_rows(monkeypatch, tmp_path):
         split = datasets.Dataset.from_dict({"premise": ["p"], "hypothesis": ["h"], "label": [2], "idx": [0]})
         return datasets.DatasetDict(train=split, validation_matched=split, validation_mismatched=split)
 
-    monkeypatch.setattr(data, "hub_reachable", lambda: True)
+    monkeypatch.setattr(data.locations, "hub_reachable", lambda: True)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.setenv("SCALEARN_CACHE_DIR", str(tmp_path))
     out = data.load_raw("mnli", source="hub")
@@ -594,7 +594,7 @@ def test_record_local_format_and_binary_rows(tmp_path):
 # ----------------------------------------------------------------------------------------------------
 @needs_data
 def test_task_table_covers_all_tasks_without_raising(monkeypatch):
-    monkeypatch.setattr(data, "hub_reachable", lambda: False)
+    monkeypatch.setattr(data.locations, "hub_reachable", lambda: False)
     table = {row["name"]: row for row in data.task_table(DATA_DIR)}
     assert list(table) == list(TASKS)
     for name in ("mnli", "qqp", "record", "sectors"):

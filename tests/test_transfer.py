@@ -17,6 +17,8 @@ from scalearn_lite.tasks import get_task
 from scalearn_lite.train import FitConfig, fit, predict
 
 tr = importlib.import_module("scalearn_lite.transfer")  # the module (the package exports the function `transfer`)
+from scalearn_lite import methods as methods_mod
+from scalearn_lite import runs as runs_mod
 TINY = get_preset("tiny").with_(max_train=128, transfer_epochs=1)
 D, LAYERS = 384, 2  # the tiny preset's base: all-MiniLM-L6-v2 cut to 2 layers
 
@@ -65,13 +67,13 @@ def test_omega_run_folder_and_save_reload_identical_logits(data_dir, tmp_path, m
 
 def assert_reload_reproduces(res, data_dir):
     m = res.metrics
-    net, tokenizer, task, cfg = tr.load_run(res.path)
+    net, tokenizer, task, cfg = runs_mod.load_run(res.path)
     feats = encode_splits(task, load_task_data(task, TINY, data_dir), tokenizer, TINY)["test"]
-    logits, _ = predict(net, task, feats, tokenizer, head=tr.HEAD)
+    logits, _ = predict(net, task, feats, tokenizer, head=methods_mod.HEAD)
     acc = float((logits.argmax(-1) == [f["label"] for f in feats]).mean())
     assert abs(acc - m["test"]["accuracy"]) < 1e-9  # the reloaded model reproduces the stored test score
-    net2, *_ = tr.load_run(res.path)
-    assert (predict(net2, task, feats, tokenizer, head=tr.HEAD)[0] == logits).all()  # same batches: bit-identical
+    net2, *_ = runs_mod.load_run(res.path)
+    assert (predict(net2, task, feats, tokenizer, head=methods_mod.HEAD)[0] == logits).all()  # same batches: bit-identical
 
 
 def test_adapterfusion_run_folder_counts_and_save_reload_identical_logits(fusion_run, data_dir):
@@ -108,17 +110,17 @@ def test_only_omega_and_head_change_base_and_sources_bit_identical(data_dir):
     task = get_task("mrpc")
     refs = [resolve_source(s, TINY, data_dir=data_dir, progress=False) for s in ("rte", "mrpc")]
     net, tokenizer = load_base(TINY.model, TINY.num_layers)
-    tr.build_scalearn(net, ["rte", "mrpc"], refs, VARIANTS["scalearn"])
-    add_task_head(net, task, tr.HEAD)
-    params = tr._trainable(net, "scalearn")
+    methods_mod.build_scalearn(net, ["rte", "mrpc"], refs, VARIANTS["scalearn"])
+    add_task_head(net, task, methods_mod.HEAD)
+    params = methods_mod.trainable(net, "scalearn")
     before = {k: v.clone() for k, v in net.state_dict().items()}
     feats = encode_splits(task, load_task_data(task, TINY, data_dir), tokenizer, TINY)
     fit(net, task, feats["train"][:64], feats["validation"], tokenizer,
-        FitConfig(lr=6e-3, epochs=1, batch_size=16, progress=False), params=params, head=tr.HEAD)
+        FitConfig(lr=6e-3, epochs=1, batch_size=16, progress=False), params=params, head=methods_mod.HEAD)
     after = net.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert "scalearn.omega.omega" in changed
-    assert changed <= {"scalearn.omega.omega"} | {k for k in before if k.startswith(f"heads.{tr.HEAD}.")}
+    assert "scalearn.omega.weight" in changed
+    assert changed <= {"scalearn.omega.weight"} | {k for k in before if k.startswith(f"heads.{methods_mod.HEAD}.")}
     assert any(k.startswith("scalearn.banks.") for k in before)  # the source banks were compared too
 
 

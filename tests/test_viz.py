@@ -172,14 +172,14 @@ def _random_scalearn_model(hidden=32, layers=2, S=3):
              for _ in range(S)] for _ in range(layers)]
     sl = attach(model, ScaLearn(VARIANTS["scalearn"], SOURCES[:S], bank, hidden))
     with torch.no_grad():
-        sl.omega.omega.normal_(0.0, 1.0)
+        sl.omega.weight.normal_(0.0, 1.0)
     return model
 
 
 def test_omega_frame_from_a_model_is_the_mean_over_units():
     model = _random_scalearn_model()
     frame = viz.omega_frame(model)
-    omega = model.scalearn.omega.omega.detach()  # (L, S, d)
+    omega = model.scalearn.omega.weight.detach()  # (L, S, d)
     np.testing.assert_allclose(frame.to_numpy(), omega.mean(-1).numpy(), rtol=1e-6)
     np.testing.assert_allclose(viz.omega_spread(model.scalearn).to_numpy(), omega.std(-1, unbiased=False).numpy(),
                                rtol=1e-5)
@@ -264,7 +264,7 @@ def _plain_torch_contributions(model, batch):
         residual = inter @ o.dense.weight.T + o.dense.bias + x  # f + x
         h = torch.nn.functional.layer_norm(residual, (residual.shape[-1],), o.LayerNorm.weight, o.LayerNorm.bias,
                                            o.LayerNorm.eps)
-        omega, bank = sl.omega.omega[l], sl.banks[l]  # (S, d)
+        omega, bank = sl.omega.weight[l], sl.banks[l]  # (S, d)
         for i in range(len(sl.sources)):
             rows = slice(sum(bank.ranks[:i]), sum(bank.ranks[: i + 1]))
             a = torch.relu(h @ bank.w_down[:, rows] + bank.b_down[rows]) @ bank.w_up[rows] + bank.b_up[i]
