@@ -59,9 +59,10 @@ def _finished(job: Job, preset, root: Path) -> bool:
 
 def _run_job(job: Job, preset, data_dir, root: Path, progress: bool) -> dict:
     """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
-    reused = _finished(job, preset, root)
+    folder = _job_folder(job, preset, root)
+    reused = (folder / "metrics.json").is_file()
     res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, k_shot=job.k_shot, data_dir=data_dir,
-                   out=_job_folder(job, preset, root), include_target=job.include_target, progress=progress)
+                   out=folder, include_target=job.include_target, progress=progress)
     m = res.metrics
     val = m.get("validation_metric")
     return {"method": job.method, "target": job.target, "seed": job.seed, "k_shot": job.k_shot, "metric": m["metric"],
@@ -70,7 +71,8 @@ def _run_job(job: Job, preset, data_dir, root: Path, progress: bool) -> dict:
             "seconds": m["wall_seconds"], "reused": reused, "path": str(res.path)}
 
 
-# rough seconds per run relative to head_only (docs/results/demo-cpu/runs.csv): the order runs are handed out in
+# rough seconds per run relative to head_only (docs/results/demo-cpu/runs.csv; finetune, not in the demo, taken as
+# AdapterFusion): the order runs are handed out in
 _RELATIVE_COST = {"adapterfusion": 2.3, "finetune": 2.3, "scalearn": 1.5, "scalearn_uniform": 1.5, "scalearn_pp": 1.5,
                   "scalearn_uniform_pp": 1.5, "average": 1.0, "head_only": 1.0, "adaptersoup": 1.0, "adapter": 0.1}
 

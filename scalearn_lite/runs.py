@@ -21,8 +21,8 @@ from .hub import is_hub_id
 from .io import atomic_dir, read_json, write_json, write_text
 from .methods import HEAD, OMEGA_METHODS, build_scalearn
 from .models import load_base, model_id, quiet_activation
-from .sources import (history_csv, is_complete, is_task_ref, own_adapter_seed, source_dir, source_fingerprint,
-                      task_name_of, weights_fingerprint)
+from .sources import (history_csv, is_complete, source_dir, source_fingerprint, stage1_adapter, task_name_of,
+                      weights_fingerprint)
 from .tasks import get_task
 
 
@@ -93,11 +93,9 @@ def check_same_run(folder: Path, spec: TransferSpec) -> None:
 def _current_fingerprint(ref: str, spec: TransferSpec) -> Optional[str]:
     """The fingerprint a source would have if the run were trained now; None for a task whose stage-1 adapter is
     not cached (it would be retrained from the same settings)."""
-    if is_task_ref(ref):  # the folder _stage1_refs would resolve it to
-        if task_name_of(ref) == spec.target:
-            folder = source_dir(ref, spec.preset, own_adapter_seed(spec.preset, spec.seed), spec.k_shot, role="target")
-        else:
-            folder = source_dir(ref, spec.preset, 0)
+    a = stage1_adapter(ref, get_task(spec.target), spec.preset, spec.seed, spec.k_shot)
+    if a is not None:  # the folder the run's stage 1 resolves it to
+        folder = source_dir(a.task, spec.preset, a.seed, a.k_shot, role=a.role)
         return weights_fingerprint(folder) if is_complete(folder) else None
     return source_fingerprint(str(Path(ref).expanduser()) if Path(ref).expanduser().is_dir() else ref)
 

@@ -558,3 +558,25 @@ def own_adapter_seed(preset: Preset, seed: int) -> int:
     """The seed of the target's own adapter inside a stage-2 run: seed 0's for every seed (the authors) or
     the run's own (preset.own_adapter_seed="per_seed")."""
     return seed if preset.own_adapter_seed == "per_seed" else 0
+
+
+@dataclass(frozen=True)
+class Stage1Adapter:
+    """One stage-1 adapter a transfer loads: a source of the zoo (seed 0, the source budget) or the target's own
+    adapter (role "target": the target budget or k-shot)."""
+
+    task: str
+    seed: int = 0
+    k_shot: Optional[int] = None
+    role: str = "source"
+
+
+def stage1_adapter(ref: str, target: Task, preset: Preset, seed: int, k_shot: Optional[int]) -> Optional[Stage1Adapter]:
+    """The stage-1 adapter that a transfer to `target` (run seed `seed`, k-shot or full data) loads for the source
+    `ref`: the target's own adapter (seed own_adapter_seed, the target budget or k-shot), another task's zoo adapter
+    (seed 0, the source budget), or None for an adapter folder or hub id (nothing to train)."""
+    name = task_name_of(ref)
+    if name is None:
+        return None
+    return Stage1Adapter(name, own_adapter_seed(preset, seed), k_shot, "target") if name == target.name \
+        else Stage1Adapter(name)

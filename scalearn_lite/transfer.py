@@ -19,9 +19,8 @@ from .methods import HEAD, build_method, check_method, omega_snapshot, trainable
 from .metrics import main_metric
 from .models import attention_used, load_base, model_id
 from .runs import RunResult, TransferSpec, reuse_run, run_config, run_dir, write_run
-from .sources import (add_task_head, check_sources, encode_splits, is_task_ref, load_task_data, order_sources,
-                      own_adapter_seed, read_weights, resolve_source, same_task, source_names, task_name_of,
-                      train_source, weights_file)
+from .sources import (Stage1Adapter, add_task_head, check_sources, encode_splits, load_task_data, order_sources,
+                      read_weights, resolve_source, source_names, stage1_adapter, train_source, weights_file)
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
 
@@ -100,20 +99,12 @@ def _stage1_refs(names_in: Sequence[str], task: Task, preset: Preset, seed: int,
     """Every source as an adapter reference, training stage 1 where needed: other tasks from the source zoo
     (seed 0, the source budget), the target's own adapter on the target rows (the target budget or k-shot)."""
     check_sources(names_in, preset, data_dir)  # every source is checked before any of them trains
-    return [resolve_source(s, preset, data_dir=data_dir, seed=own_adapter_seed(preset, seed), k_shot=k_shot,
-                           role="target", progress=progress) if same_task(s, task)
-            else resolve_source(s, preset, data_dir=data_dir, seed=0, progress=progress) for s in names_in]
-
-
-@dataclass(frozen=True)
-class Stage1Adapter:
-    """One stage-1 adapter a transfer loads: a source of the zoo (seed 0, the source budget) or the target's own
-    adapter (role "target": the target budget or k-shot)."""
-
-    task: str
-    seed: int = 0
-    k_shot: Optional[int] = None
-    role: str = "source"
+    refs = []
+    for s in names_in:
+        a = stage1_adapter(s, task, preset, seed, k_shot) or Stage1Adapter(s)  # a folder / hub id: as it is
+        refs.append(resolve_source(s, preset, data_dir=data_dir, seed=a.seed, k_shot=a.k_shot, role=a.role,
+                                   progress=progress))
+    return refs
 
 
 def stage1_plan(target: str, sources: Sequence[str], method: str = "scalearn", preset: Union[str, Preset] = "cpu",
@@ -126,8 +117,8 @@ def stage1_plan(target: str, sources: Sequence[str], method: str = "scalearn", p
         return [Stage1Adapter(spec.target, seed, k_shot, "target")]
     check_sources(names_in, spec.preset, data_dir)
     task = get_task(spec.target)
-    return [Stage1Adapter(task.name, own_adapter_seed(spec.preset, seed), k_shot, "target") if same_task(s, task)
-            else Stage1Adapter(task_name_of(s)) for s in names_in if is_task_ref(s)]
+    plan = (stage1_adapter(s, task, spec.preset, seed, k_shot) for s in names_in)
+    return [a for a in plan if a is not None]
 
 
 def train_stage1(adapters: Sequence[Stage1Adapter], preset: Union[str, Preset] = "cpu", *, data_dir=None,

@@ -11,7 +11,6 @@ from pathlib import Path
 import importlib
 
 import pytest
-import torch
 from safetensors.torch import save_file
 
 from scalearn_lite import cli, data

@@ -151,7 +151,8 @@ def test_course_best_constant_is_the_tables_floor(data_dir):
 def test_stage1_plan_lists_each_adapter_a_run_loads_once_per_target_and_seed(data_dir):
     """The zoo sources at seed 0, the target's own adapter at seed 0 for every seed (paper) or per seed; the Adapter
     row's own adapter at its seed; adapter folders need no stage 1."""
-    from scalearn_lite.transfer import Stage1Adapter, stage1_plan
+    from scalearn_lite.sources import Stage1Adapter
+    from scalearn_lite.transfer import stage1_plan
 
     tiny = get_preset("tiny")
     own0 = Stage1Adapter("mrpc", 0, None, "target")

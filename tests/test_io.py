@@ -25,7 +25,7 @@ def test_written_files_get_normal_permissions(tmp_path):
     old = os.umask(0o022)
     try:
         write_json(tmp_path / "x.json", [1])
-        with atomic_dir(tmp_path / "d") as tmp:
+        with atomic_dir(tmp_path / "d"):
             pass
     finally:
         os.umask(old)

@@ -1,7 +1,5 @@
 """Stage 1 on real data: only adapter + head train, it learns, its folder reloads in plain adapters, cache reuse."""
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
