@@ -40,8 +40,11 @@
 #   $\alpha^l = \mathrm{softmax}_i\big(q(h)^\top k(A_i^l(h)) \,/\, \tau\big)$, averaged here over every token of
 #   the validation set. $\tau = 1$ in the `dynamic` fusion used here (adapters' `temperature=True` would start it at
 #   50 and lower it by 0.05 per forward pass down to 1). Attention rows sum to 1; ω rows need not.
+# * **What each source adds.** $\lVert \omega_i \odot A_i(h) \rVert / \lVert f + x \rVert$ per layer and source, over
+#   validation tokens: ω times the size of the adapter's output, against the layer's own output.
 # * **Target × source.** With ScaLearnUniform++ each target's ω is $S$ numbers: one row per target, one column per
-#   source, the target's own adapter outlined.
+#   source, the target's own adapter outlined; white is again the start value $2/S$. All plots of ω here and in
+#   the other notebooks share these colours (`viz.omega_heatmap(..., center=0.0)` centres one at 0 instead).
 
 # %% [markdown]
 # ## Setup
@@ -117,7 +120,16 @@ runs = {v: course.run(TARGET, SOURCES, v, PRESET, seed=SEED).path for v in VARIA
 viz.variant_heatmaps(runs);
 
 # %%
-viz.omega_heatmap(viz.omega_spread(runs["scalearn"]), title="ScaLearn: std of ω over hidden units");
+viz.omega_heatmap(viz.omega_spread(runs["scalearn"]), title="ScaLearn: std of ω over hidden units", center=0.0);
+
+# %% [markdown]
+# **What CPU mode shows** (STS-B, 256 rows × 6 epochs = 48 steps, sources SST-2, QNLI, MRPC, RTE and STS-B's own
+# adapter, seed 0; measured with `python notebooks/execute.py 04_reading_the_heatmaps --mode cpu` after notebook 03): with S = 5, white is 0.40. **ScaLearn and ScaLearn++ stay white**:
+# their layer means lie within 0.397–0.405, while the spread over units grew from 0.001 at the start to about
+# 0.023 in every cell (second figure) — the vector variants move unit by unit, not on average. **The scalar
+# variants move**: ScaLearnUniform lowers SST-2 in layers 0–3 (0.32–0.36) and STS-B's own adapter in layer 4 (0.31)
+# and raises MRPC, RTE and QNLI in the last layer (0.44–0.45); ScaLearnUniform++ lowers SST-2 most (0.33), then RTE
+# (0.37), QNLI and STS-B (0.38), and leaves MRPC at 0.40.
 
 # %% [markdown]
 # ## ω during training
@@ -127,6 +139,27 @@ viz.omega_heatmap(viz.omega_spread(runs["scalearn"]), title="ScaLearn: std of ω
 
 # %%
 viz.omega_over_training(runs["scalearn"]);
+
+# %% [markdown]
+# **What CPU mode shows**: ScaLearn's layer means stay on the dashed line (2/S = 0.40) for all six epochs; plot a
+# scalar variant (`viz.omega_over_training(runs["scalearn_uniform"])`) to see lines leave it.
+
+# %% [markdown]
+# ## What each source adds
+#
+# ω is a gain; what reaches the layer is $\omega_i \odot A_i(h)$, and the adapters' outputs differ in size. Per
+# layer and source, the mean over validation tokens (up to 200 rows) of
+# $\lVert \omega_i \odot A_i(h) \rVert / \lVert f + x \rVert$: the share each source adds to the layer's output
+# (0 = nothing), one colour scale for the four variants.
+
+# %%
+viz.variant_contributions({v: viz.run_contributions(path) for v, path in runs.items()});
+
+# %% [markdown]
+# **What CPU mode shows**: the four variants draw nearly the same picture, because their ω hardly differ next to
+# how much the adapters' outputs differ. STS-B's own adapter adds most in layers 0–3 (0.09–0.21 of the layer's
+# output), QNLI in layers 2–3 (up to 0.20–0.24), MRPC up to 0.08, SST-2 up to 0.07, RTE 0.02 or less; in the last
+# two layers no source adds more than 0.05.
 
 # %% [markdown]
 # ## AdapterFusion attention next to ω
@@ -141,6 +174,11 @@ viz.omega_over_training(runs["scalearn"]);
 fusion = course.train_fusion(TARGET, SOURCES, PRESET, seed=SEED, max_steps=FUSION_STEPS)
 attention = viz.fusion_attention_frame(fusion.net, course.batches(fusion, "validation"))
 viz.compare_fusion_scalearn(attention, viz.omega_frame(runs["scalearn"]));
+
+# %% [markdown]
+# **What CPU mode shows**: AdapterFusion, trained on the same rows, commits where ScaLearn's means do not: its
+# attention piles onto QNLI in layers 1–3 (0.87, 0.43, 0.67), onto STS-B's own adapter in layer 0 (0.61) and splits
+# between SST-2 and RTE in layer 4 (0.41, 0.45), while ScaLearn's panel stays white.
 
 # %% [markdown]
 # ## Open the hood
@@ -182,6 +220,11 @@ matrix_runs = {t: course.run(t, [s for s in MATRIX_TASKS if s != t], MATRIX_VARI
 viz.target_source_matrix(matrix_runs, columns=MATRIX_TASKS);
 
 # %% [markdown]
+# **What CPU mode shows** (each target against the other three of SST-2, STS-B, RTE, MRPC plus its own adapter, so
+# 2/S = 0.50): RTE gives its own adapter the most (0.58, the others 0.41–0.45); MRPC raises RTE (0.54) and lowers
+# its own adapter most (0.43); STS-B raises MRPC (0.56) above its own (0.51).
+
+# %% [markdown]
 # ## Explore: choose target, variant and layer
 #
 # The controls need a live kernel (Jupyter or Colab). On GitHub or in a headless run they do not render; the static
@@ -203,6 +246,12 @@ viz.run_browser(browse)
 # %%
 scorer = course.OmegaScorer(runs["scalearn"], max_rows=SCORER_ROWS)
 scorer.table().round(1)
+
+# %% [markdown]
+# **What CPU mode shows** (Pearson on 300 validation rows, the same trained head): the learned ω 55.2, uniform 1/S
+# 40.6, all ω = 0 −1.3; one source alone: MRPC 40.5, STS-B's own 35.9, QNLI 35.1, RTE 4.0, SST-2 0.6. The
+# paraphrase and entailment adapters carry about as much as the target's own, sentiment and RTE's (49% accuracy
+# on RTE itself) nearly nothing, and the learned mix beats every single one and the uniform mix.
 
 # %%
 viz.omega_sliders(scorer, scorer.sources, start=scorer.learned_per_source(), metric=scorer.metric)

@@ -177,26 +177,37 @@ def _quiet_adapters_warning() -> None:
 
 
 # ------------------------------------------------------------------------------------- stage 1
-def train_sources(tasks: Sequence[str], preset: Union[str, Preset], seed: int = 0,
-                  progress: bool = False) -> pd.DataFrame:
-    """Train (or take from the cache) one adapter per task; a table with test/validation score, steps, seconds.
+def train_sources(tasks: Sequence[str], preset: Union[str, Preset], seed: int = 0, progress: bool = False,
+                  target: Optional[str] = None) -> pd.DataFrame:
+    """Train (or take from the cache) one adapter per task; a table with test/validation score, rows, steps, seconds.
 
-    Hub ids and folders (anything with a "/") are listed as they are: nothing to train.
+    With `target`, every adapter is the one a transfer to `target` loads (sources.stage1_adapter): the other tasks
+    from the source zoo (the source budget), `target` itself as its own adapter on the target rows (the target
+    budget: the Adapter row of a table), listed last whether or not `tasks` names it. Without `target` every task is
+    a zoo source. Hub ids and folders (anything with a "/") are listed as they are: nothing to train.
     """
-    from .sources import train_source
+    from .sources import stage1_adapter, train_source
+    from .tasks import get_task
 
+    names = list(tasks)
+    if target is not None:
+        names = [t for t in names if t != target] + [target]
     rows = []
-    for task in tasks:
+    for task in names:
         if "/" in task:  # a hub id (e.g. an AdapterHub adapter) or a folder: nothing to train
             rows.append({"task": task, "adapter": task, "cached": True})
             continue
-        res = train_source(task, preset, seed=seed, progress=progress)
+        plan = stage1_adapter(task, get_task(target), get_preset(preset), seed, None) if target is not None else None
+        role, a_seed = (plan.role, plan.seed) if plan is not None else ("source", seed)
+        res = train_source(task, preset, seed=a_seed, progress=progress, role=role)
         m = res.metrics
-        rows.append({"task": task, "metric": m["metric"], "test": 100 * m["test"].get(m["metric"], float("nan")),
+        rows.append({"task": task, "role": "own (target rows)" if role == "target" else "source",
+                     "metric": m["metric"], "test": 100 * m["test"].get(m["metric"], float("nan")),
                      "validation": 100 * m["validation"][m["metric"]], "train rows": m["rows"]["train"],
                      "steps": m["steps"], "seconds": round(m["seconds"], 1), "cached": res.cached,
                      "adapter": str(res.path)})
-        print(f"{task:<8} {'cached ' if res.cached else 'trained'}  {m['metric']} test {rows[-1]['test']:.1f}")
+        print(f"{task:<8} {rows[-1]['role']:<17} {'cached ' if res.cached else 'trained'}  "
+              f"{m['metric']} test {rows[-1]['test']:.1f} ({rows[-1]['train rows']:,} rows)")
     return pd.DataFrame(rows).set_index("task")
 
 

@@ -2,7 +2,8 @@
 attention next to ω, a target × source matrix, the efficiency plot, the probing plots, and widgets.
 
 Every plotting function returns its matplotlib Axes (or Figure) and takes `save=path` (.png or .svg).
-ω is unconstrained (it may be negative), so ω heatmaps use a diverging palette centred at 0.
+ω is unconstrained (it may be negative), so ω heatmaps use a diverging palette centred at ω's initial value 2/S:
+white = unchanged by training, red = grown, blue = shrunk (center=0.0 centres them at "adapter off" instead).
 """
 from __future__ import annotations
 
@@ -137,20 +138,35 @@ def _vmax(*frames: pd.DataFrame) -> float:
 
 def omega_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "ω per layer × source",
                   vmax: Optional[float] = None, annot: bool = True, fmt: str = ".2f", cbar: bool = True,
-                  center: Union[float, str] = 0.0, save=None):
+                  center: Union[float, str] = "init", save=None):
     """Heatmap of an (L, S) ω frame, annotated with ω, diverging palette centred at `center` (range center ± vmax).
 
-    center="init": ω's initial value 2/S, so white = unchanged by training, red = grown, blue = shrunk.
+    center="init" (default): ω's initial value 2/S, so white = unchanged by training, red = grown, blue = shrunk;
+    the range is then at least ±10% of 2/S, so that the init noise (std 0.001) does not fill the palette.
+    A number centres it there (0.0: white = adapter off).
     """
     import seaborn as sns
 
     ax = _new_ax(ax, (1.2 + 1.1 * frame.shape[1], 0.9 + 0.45 * frame.shape[0]))
-    c = init_value(frame.shape[1]) if center == "init" else float(center)
-    vmax = vmax or _vmax(frame - c)
+    c = _center(center, frame.shape[1])
+    vmax = vmax or _range(c, center, frame - c)
     sns.heatmap(frame, ax=ax, cmap=OMEGA_CMAP, center=c, vmin=c - vmax, vmax=c + vmax, annot=annot, fmt=fmt,
                 linewidths=0.5, linecolor="white", cbar=cbar)
     _upright_cbar(ax, "ω")
     return _layer_source_axes(ax, title, save)
+
+
+MIN_INIT_RANGE = 0.1  # an ω heatmap centred at 2/S spans at least 2/S ± 10%
+
+
+def _center(center: Union[float, str], num_sources: int) -> float:
+    return init_value(num_sources) if center == "init" else float(center)
+
+
+def _range(c: float, center: Union[float, str], *deviations: pd.DataFrame) -> float:
+    """Half-width of an ω palette around c: the largest deviation, at least 10% of 2/S when centred at 2/S."""
+    vmax = _vmax(*deviations)
+    return max(vmax, MIN_INIT_RANGE * abs(c)) if center == "init" else vmax
 
 
 def init_value(num_sources: int) -> float:
@@ -164,8 +180,8 @@ def variant_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True,
     """One ω heatmap per variant ({variant: run}), one shared colour scale (centred at 2/S: white = unchanged,
     or at `center`); returns the Figure."""
     frames = {v: omega_frame(r) for v, r in runs.items()}
-    c = init_value(next(iter(frames.values())).shape[1]) if center == "init" else float(center)
-    vmax = _vmax(*(f - c for f in frames.values()))
+    c = _center(center, next(iter(frames.values())).shape[1])
+    vmax = _range(c, center, *(f - c for f in frames.values()))
     return _variant_row(frames, lambda f, ax, title, cbar: omega_heatmap(
         f, ax=ax, title=title, vmax=vmax, annot=annot, cbar=cbar, center=c), save)
 
@@ -344,7 +360,8 @@ def _location_mean(locations: dict, mask):
 
 def compare_fusion_scalearn(fusion_frame: pd.DataFrame, omega: pd.DataFrame, save=None,
                             titles=("AdapterFusion attention", "ScaLearn ω")):
-    """Side by side: fusion attention (softmax over sources, 0..1) and ω (unconstrained, diverging); a Figure."""
+    """Side by side: fusion attention (softmax over sources, 0..1) and ω (unconstrained, diverging around its
+    initial value 2/S: white = unchanged); a Figure."""
     import seaborn as sns
 
     plt = _plt()
@@ -364,18 +381,30 @@ def compare_fusion_scalearn(fusion_frame: pd.DataFrame, omega: pd.DataFrame, sav
 
 def target_source_matrix(runs_or_frame: Union[Mapping[str, RunLike], pd.DataFrame], ax=None,
                          title: str = "ω per target × source (mean over layers)",
-                         columns: Optional[Sequence[str]] = None, save=None):
-    """Heatmap of targets × sources (each target's own adapter outlined); ω diverging around 0."""
+                         columns: Optional[Sequence[str]] = None, center: Union[float, str] = "init", save=None):
+    """Heatmap of targets × sources (each target's own adapter outlined), annotated with ω.
+
+    center="init": each row coloured around its own start value 2/S (S = the row's sources, its non-empty cells):
+    white = unchanged; the colour bar reads ω when every row has the same S, else ω − 2/S. A number: one centre.
+    """
     import seaborn as sns
     from matplotlib.patches import Rectangle
 
     frame = (runs_or_frame if isinstance(runs_or_frame, pd.DataFrame)
              else target_source_frame(runs_or_frame, columns))
     ax = _new_ax(ax, (1.5 + 1.1 * frame.shape[1], 1.0 + 0.55 * frame.shape[0]))
-    vmax = _vmax(frame)
-    sns.heatmap(frame, ax=ax, cmap=OMEGA_CMAP, center=0.0, vmin=-vmax, vmax=vmax, annot=True, fmt=".2f",
-                linewidths=0.5)
-    _upright_cbar(ax, "ω")
+    counts = frame.notna().sum(axis=1)
+    if center == "init" and counts.nunique() > 1:  # rows start at different 2/S: colour the change
+        start = pd.Series([init_value(int(n)) for n in counts], index=frame.index)
+        shown, c, label = frame.sub(start, axis=0), 0.0, "ω − 2/S"
+        vmax = max(_vmax(shown), MIN_INIT_RANGE * float(start.abs().min()))
+    else:
+        c = _center(center, int(counts.iloc[0]) if len(counts) else 1)
+        shown, label = frame, "ω"
+        vmax = _range(c, center, frame - c)
+    sns.heatmap(shown, ax=ax, cmap=OMEGA_CMAP, center=c, vmin=c - vmax, vmax=c + vmax, annot=frame.to_numpy(),
+                fmt=".2f", linewidths=0.5)
+    _upright_cbar(ax, label)
     for i, target in enumerate(frame.index):
         if target in frame.columns:
             ax.add_patch(Rectangle((list(frame.columns).index(target), i), 1, 1, fill=False, lw=2, ec="black"))

@@ -181,3 +181,20 @@ def test_the_notebooks_and_the_demo_share_one_job_runner_and_one_run_folder_layo
     assert list(first.seed) == [1, 1] and list(first.method) == list(methods)
     again = course.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
     assert list(again.test_metric) == list(first.test_metric) and list(again.path) == list(first.path)
+
+
+def test_course_source_table_lists_the_adapters_a_transfer_loads(data_dir, monkeypatch):
+    """With a target, the table's last row is the target's own adapter on the target budget (the folder stage 1 of a
+    transfer resolves it to), not the zoo adapter of the same task; the other rows are zoo sources."""
+    from scalearn_lite import course
+    from scalearn_lite.sources import source_dir
+
+    monkeypatch.setenv("SCALEARN_DATA_DIR", str(data_dir))
+    tiny = get_preset("tiny").with_(source_max_train=96, max_train=64, source_epochs=1, target_epochs=1)
+    table = course.train_sources(["mrpc", "rte"], tiny, target="mrpc")
+    assert list(table.index) == ["rte", "mrpc"] and list(table.role) == ["source", "own (target rows)"]
+    assert table.loc["mrpc", "adapter"] == str(source_dir("mrpc", tiny, 0, None, role="target"))
+    assert table.loc["rte", "adapter"] == str(source_dir("rte", tiny, 0))
+    assert list(table["train rows"]) == [96, 64]
+    zoo_only = course.train_sources(["mrpc"], tiny)
+    assert zoo_only.loc["mrpc", "adapter"] == str(source_dir("mrpc", tiny, 0)) != table.loc["mrpc", "adapter"]

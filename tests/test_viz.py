@@ -77,16 +77,31 @@ def test_heatmap_png_labels_and_annotations_match_the_frame(tmp_path):
     assert any(float(s) < 0 for s in annotated)
 
 
-def test_heatmap_palette_is_diverging_and_centred_at_zero(tmp_path):
+def test_heatmap_palette_is_diverging_and_centred_at_zero_on_request(tmp_path):
     folder, _ = write_run(tmp_path / "run")
     frame = viz.omega_frame(folder)
-    mesh = viz.omega_heatmap(frame).collections[0]
+    mesh = viz.omega_heatmap(frame, center=0.0).collections[0]
     vmax = np.abs(frame.to_numpy()).max()
     assert mesh.norm.vmin == pytest.approx(-vmax) and mesh.norm.vmax == pytest.approx(vmax)
     assert mesh.norm(0.0) == pytest.approx(0.5)
     neutral, low, high = (np.array(mesh.cmap(mesh.norm(v))[:3]) for v in (0.0, -vmax, vmax))
     assert neutral.min() > 0.85  # ω = 0 is (near) white
     assert low[2] > low[0] and high[0] > high[2]  # negative blue, positive red
+
+
+def test_heatmap_is_centred_at_the_initial_value_and_init_noise_stays_near_white():
+    """Default: white = 2/S (unchanged by training); a frame that moved by init noise only (1e-3) is not stretched
+    over the whole palette: the range is at least ±10% of 2/S."""
+    S, c = 5, 2 / 5
+    still = pd.DataFrame(c + np.linspace(-1e-3, 1e-3, 2 * S).reshape(2, S), columns=list("abcde"))
+    mesh = viz.omega_heatmap(still).collections[0]
+    assert mesh.norm.vmin == pytest.approx(c - 0.1 * c) and mesh.norm.vmax == pytest.approx(c + 0.1 * c)
+    assert mesh.norm(c) == pytest.approx(0.5)
+    assert min(np.array(mesh.cmap(mesh.norm(v))[:3]).min() for v in still.to_numpy().ravel()) > 0.85  # near white
+    moved = still.copy()
+    moved.iloc[0, 0] = c + 0.2  # a real move sets the range
+    mesh = viz.omega_heatmap(moved).collections[0]
+    assert mesh.norm.vmax == pytest.approx(c + 0.2) and mesh.norm.vmin == pytest.approx(c - 0.2)
 
 
 def test_svg_save(tmp_path):
@@ -123,6 +138,20 @@ def test_target_source_frame_aligns_sources_and_outlines_own(tmp_path):
     assert frame.loc["rte", "mrpc"] == pytest.approx(viz.omega_frame(b)["mrpc"].mean())
     ax = viz.target_source_matrix(frame)
     assert len(ax.patches) == 2  # each target's own adapter outlined
+    mesh = ax.collections[0]
+    assert mesh.norm(2 / 3) == pytest.approx(0.5)  # S = 3 in every row: white = the start value 2/3
+    assert [t.get_text() for t in ax.texts] == [f"{v:.2f}" for v in frame.to_numpy().ravel()]
+
+
+def test_target_source_matrix_colours_each_row_around_its_own_start_value():
+    """Rows with different numbers of sources start at different 2/S: the colours show ω − 2/S, the text ω."""
+    frame = pd.DataFrame({"a": [0.5, 0.7], "b": [0.5, np.nan], "c": [0.5, 0.9]}, index=["t1", "t2"])
+    ax = viz.target_source_matrix(frame)
+    mesh = ax.collections[0]
+    shown = np.ma.filled(mesh.get_array(), np.nan).reshape(2, 3)
+    np.testing.assert_allclose(shown, frame.to_numpy() - np.array([[2 / 3], [1.0]]), atol=1e-12)
+    assert mesh.norm(0.0) == pytest.approx(0.5)
+    assert [t.get_text() for t in ax.texts] == ["0.50", "0.50", "0.50", "0.70", "0.90"]
 
 
 def test_efficiency_plot_uses_a_log_x_axis():
