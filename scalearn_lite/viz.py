@@ -226,7 +226,8 @@ def contribution_frame(model, batches) -> pd.DataFrame:
 
     ω alone hides that source adapters' outputs differ in size, and for vector ω the layer mean hides per-unit
     movement; this ratio is the share of the layer's pre-LayerNorm sum each source actually contributes.
-    `batches`: dicts of input_ids / attention_mask (/ token_type_ids) tensors, e.g. a DataLoader over validation.
+    `batches`: dicts of input_ids / attention_mask (/ token_type_ids) tensors, e.g. a DataLoader over validation;
+    multiple-choice batches (B, C, T) count every choice's sequence, as the encoder sees them (B·C, T).
     """
     import torch
 
@@ -250,7 +251,8 @@ def contribution_frame(model, batches) -> pd.DataFrame:
     try:
         with torch.no_grad():
             for batch in batches:
-                inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+                inputs = {k: v.reshape(-1, v.shape[-1]) for k, v in batch.items()  # (B, C, T) choices → (B·C, T)
+                          if k in ("input_ids", "attention_mask", "token_type_ids")}
                 mask = inputs["attention_mask"].float()  # (B, T)
                 model.base_model(**inputs)
                 count += float(mask.sum())

@@ -318,6 +318,9 @@ def test_contribution_frame_equals_a_plain_torch_recomputation():
     ax = viz.contribution_heatmap(frame)
     assert [t.get_text() for t in ax.texts] == [f"{v:.2f}" for v in frame.to_numpy().ravel()]
     assert ax.collections[0].norm.vmin == 0.0
+    # a multiple-choice batch (B, C, T), as COPA's loader gives it: every choice's sequence counts
+    choices = viz.contribution_frame(model, [{k: v.view(1, 3, 7) for k, v in batch.items()}])
+    np.testing.assert_allclose(choices.to_numpy(), frame.to_numpy(), rtol=1e-4)
 
 
 def test_variant_training_plots_each_variants_history(tmp_path):
