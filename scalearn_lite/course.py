@@ -189,15 +189,16 @@ def train_sources(tasks: Sequence[str], preset: Union[str, Preset], seed: int = 
     from .sources import stage1_adapter, train_source
     from .tasks import get_task
 
-    names = list(tasks)
+    names, target_task, preset = list(tasks), None, get_preset(preset)
     if target is not None:
         names = [t for t in names if t != target] + [target]
+        target_task = get_task(target)
     rows = []
     for task in names:
         if "/" in task:  # a hub id (e.g. an AdapterHub adapter) or a folder: nothing to train
             rows.append({"task": task, "adapter": task, "cached": True})
             continue
-        plan = stage1_adapter(task, get_task(target), get_preset(preset), seed, None) if target is not None else None
+        plan = stage1_adapter(task, target_task, preset, seed, None) if target_task is not None else None
         role, a_seed = (plan.role, plan.seed) if plan is not None else ("source", seed)
         res = train_source(task, preset, seed=a_seed, progress=progress, role=role)
         m = res.metrics

@@ -52,15 +52,15 @@ def _job_folder(job: Job, preset, root: Path) -> Path:
                       include_target=job.include_target, root=root)
 
 
-def _finished(job: Job, preset, root: Path) -> bool:
-    """The job's run folder is complete (transfer() reuses it instead of training)."""
-    return (_job_folder(job, preset, root) / "metrics.json").is_file()
+def _finished(folder: Path) -> bool:
+    """A job's run folder is complete (transfer() reuses it instead of training)."""
+    return (folder / "metrics.json").is_file()
 
 
 def _run_job(job: Job, preset, data_dir, root: Path, progress: bool) -> dict:
     """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
     folder = _job_folder(job, preset, root)
-    reused = (folder / "metrics.json").is_file()
+    reused = _finished(folder)
     res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, k_shot=job.k_shot, data_dir=data_dir,
                    out=folder, include_target=job.include_target, progress=progress)
     m = res.metrics
@@ -109,7 +109,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress
     rows = [None] * len(jobs)
     todo = []
     for i, job in enumerate(jobs):
-        if _finished(job, preset, root):  # reused as is: no stage 1, no process
+        if _finished(_job_folder(job, preset, root)):  # reused as is: no stage 1, no process
             rows[i] = _run_job(job, preset, data_dir, root, False)
             bar.update(1)
         else:

@@ -253,7 +253,7 @@ def contribution_frame(model, batches) -> pd.DataFrame:
             for batch in batches:
                 inputs = {k: v.reshape(-1, v.shape[-1]) for k, v in batch.items()  # (B, C, T) choices → (B·C, T)
                           if k in ("input_ids", "attention_mask", "token_type_ids")}
-                mask = inputs["attention_mask"].float()  # (B, T)
+                mask = inputs["attention_mask"].float()  # (B, T), or (B·C, T) for choices
                 model.base_model(**inputs)
                 count += float(mask.sum())
     finally:
