@@ -10,6 +10,8 @@ and random labels. Configurations (each its own copy of the same base weights an
     loop-S{k}      the same ScaLearn with `set_mode("loop")`: one adapter at a time, as Fuse and the paper run them
     fusion-S{k}    AdapterFusion (adapters' Fuse, "dynamic", its value regulariser in the loss) + head
     bf16-S{k}      (CPU only) scalearn-S{k} under bf16 autocast: what `--cpu-precision bf16` / auto buys here
+    bf16-cast-S{k} (CPU only) bf16-S{k} with the frozen Linear weights cast to bf16 once (what fit() does), not by
+                   autocast at every call: the same numbers, less time
 
 A training step is forward + cross-entropy + backward + AdamW step + zero_grad. Configurations are
 interleaved: every round runs one step of each (the start rotates by one each round), after warm-up
@@ -183,7 +185,8 @@ def adapter_trial(base, setup: Setup) -> Trial:
     return _finish("adapter", "adapter (seq_bn, stage 1)", model, setup)
 
 
-def scalearn_trial(base, setup: Setup, num_sources: int, mode: str = "batched", cpu_bf16: bool = False) -> Trial:
+def scalearn_trial(base, setup: Setup, num_sources: int, mode: str = "batched", cpu_bf16: bool = False,
+                   frozen_cast: bool = False) -> Trial:
     model = copy.deepcopy(base)
     cfg = model.config
     layers = random_sources(cfg.hidden_size, cfg.num_hidden_layers, num_sources, setup.seed + num_sources)
@@ -195,6 +198,11 @@ def scalearn_trial(base, setup: Setup, num_sources: int, mode: str = "batched", 
         (f"loop-S{num_sources}", f"ScaLearn S={num_sources}, loop")
     if cpu_bf16:
         name, label = f"bf16-S{num_sources}", label + ", CPU bf16"
+    if frozen_cast:  # the frozen layers keep bf16 weights for the whole benchmark, as for a whole fit()
+        from .train import cast_frozen_linears
+
+        cast_frozen_linears(model, torch.bfloat16)
+        name, label = f"bf16-cast-S{num_sources}", label + ", cast once"
     return _finish(name, label, model, setup, mode=mode, cpu_bf16=cpu_bf16)
 
 
@@ -217,7 +225,8 @@ def fusion_trial(base, setup: Setup, num_sources: int) -> Trial:
 def build_trials(base, setup: Setup) -> List[Trial]:
     k = setup.compare
     with quiet_activation():  # adapters warns "none are activated" before train_adapter activates them
-        bf16 = [scalearn_trial(base, setup, k, cpu_bf16=True)] if setup.device.type == "cpu" else []
+        bf16 = [scalearn_trial(base, setup, k, cpu_bf16=True), scalearn_trial(base, setup, k, cpu_bf16=True,
+                frozen_cast=True)] if setup.device.type == "cpu" else []
         return ([floor_trial(base, setup), adapter_trial(base, setup)]
                 + [scalearn_trial(base, setup, s) for s in setup.sources]
                 + [scalearn_trial(base, setup, k, mode="loop"), fusion_trial(base, setup, k)] + bf16)
@@ -412,6 +421,8 @@ def ratios(train: Dict[str, dict], infer: Dict[str, dict], part: Dict[str, dict]
     }
     if f"bf16-S{k}" in train:  # < 1: bf16 autocast is faster than fp32 on this CPU
         out["cpu_bf16_vs_fp32"] = ms(f"bf16-S{k}") / ms(f"scalearn-S{k}")
+    if f"bf16-cast-S{k}" in train:  # < 1: casting the frozen weights once per fit beats autocast's per-call casts
+        out["cpu_bf16_frozen_cast_vs_autocast"] = ms(f"bf16-cast-S{k}") / ms(f"bf16-S{k}")
     return out
 
 

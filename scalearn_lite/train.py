@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -146,6 +146,46 @@ def _autocast(accelerator, cpu_precision: str):
     return nullcontext()
 
 
+def cast_frozen_linears(model, dtype=torch.bfloat16) -> list:
+    """Give every frozen fp32 nn.Linear of `model` (weight and bias without grad) its weight and bias in `dtype`;
+    returns what restore_linears needs to put the fp32 tensors back. Trainable or already cast layers: unchanged."""
+    swapped = []
+    for module in model.modules():
+        if not isinstance(module, torch.nn.Linear) or module.weight.dtype != torch.float32:
+            continue
+        if any(t is not None and t.requires_grad for t in (module.weight, module.bias)):
+            continue
+        swapped.append((module, module.weight, module.bias))
+        module.weight = torch.nn.Parameter(module.weight.detach().to(dtype), requires_grad=False)
+        if module.bias is not None:
+            module.bias = torch.nn.Parameter(module.bias.detach().to(dtype), requires_grad=False)
+    return swapped
+
+
+def restore_linears(swapped: list) -> None:
+    """Undo cast_frozen_linears: the very fp32 tensors are back."""
+    for module, weight, bias in swapped:
+        module.weight, module.bias = weight, bias
+
+
+@contextmanager
+def frozen_linears_cast(model, device_type: str, cpu_precision: str):
+    """CPU bf16: within the block the frozen nn.Linear layers hold bf16 weights (cast_frozen_linears), cast once,
+    where autocast would cast them again at every call (its cast cache keeps trainable leaves only, and only for
+    one autocast block). Autocast makes exactly these bf16 tensors itself, so results are bit-identical
+    (tests/test_train.py); a frozen encoder's steps cost less (`scalearn-lite bench`: bf16-cast-S8 against
+    bf16-S8). The fp32 tensors are back on exit. CUDA or fp32 on CPU: nothing changes."""
+    if device_type != "cpu" or resolve_cpu_precision(cpu_precision) != "bf16":
+        yield
+        return
+    swapped = []
+    try:
+        swapped = cast_frozen_linears(model, torch.bfloat16)
+        yield
+    finally:
+        restore_linears(swapped)
+
+
 def precision_used(cpu_precision: str) -> str:
     """A label for metrics.json: "cuda bf16", "cuda fp16", "cpu bf16" or "cpu fp32"."""
     if torch.cuda.is_available():
@@ -170,14 +210,15 @@ def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = Non
     was_training = model.training
     model.eval()
     outs, losses, n = [], 0.0, 0
-    for batch in loader:
-        with _autocast(accelerator, cpu_precision):
-            logits = _forward(model, batch, head)
-        logits, labels = accelerator.gather_for_metrics((logits.float(), batch["labels"]))  # all processes' rows
-        loss = loss_fn(task.problem, logits, labels)
-        outs.append(logits.cpu().numpy())
-        losses += float(loss) * len(labels)
-        n += len(labels)
+    with frozen_linears_cast(model, accelerator.device.type, cpu_precision):
+        for batch in loader:
+            with _autocast(accelerator, cpu_precision):
+                logits = _forward(model, batch, head)
+            logits, labels = accelerator.gather_for_metrics((logits.float(), batch["labels"]))  # all processes' rows
+            loss = loss_fn(task.problem, logits, labels)
+            outs.append(logits.cpu().numpy())
+            losses += float(loss) * len(labels)
+            n += len(labels)
     model.train(was_training)
     logits = np.empty_like(np.concatenate(outs))
     logits[order] = np.concatenate(outs)  # back to the input order
@@ -262,47 +303,48 @@ def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, 
     main = metrics_mod.main_metric(task)
     result, best_state, bad_epochs, start = FitResult(step_budget=total), None, 0, time.perf_counter()
     bar = tqdm(total=total, desc=cfg.desc, disable=not cfg.progress or not accelerator.is_main_process, leave=False)
-    for epoch in range(epochs):
-        model.train()
-        running, seen = 0.0, 0
-        for batch in loader:
-            with _autocast(accelerator, cfg.cpu_precision):
-                loss = loss_fn(task.problem, _forward(model, batch, head), batch["labels"])
-                # the regulariser joins from the 2nd step on: adapters' AdapterTrainer back-propagates it after each
-                # optimiser step, so its gradient (at the updated weights) lands in the *next* step's update
-                reg = extra_loss() if extra_loss is not None and result.steps > 0 else None
-                total_loss = loss + reg if reg is not None else loss
-            _check_finite(total_loss, cfg, epoch, result.steps + 1)
-            accelerator.backward(total_loss)
-            if cfg.max_grad_norm:
-                accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step_loss = _mean_loss(accelerator, loss)
-            running, seen, result.steps = running + step_loss, seen + 1, result.steps + 1
+    with frozen_linears_cast(model, accelerator.device.type, cfg.cpu_precision):  # cast once per fit, not per step
+        for epoch in range(epochs):
+            model.train()
+            running, seen = 0.0, 0
+            for batch in loader:
+                with _autocast(accelerator, cfg.cpu_precision):
+                    loss = loss_fn(task.problem, _forward(model, batch, head), batch["labels"])
+                    # the regulariser joins from the 2nd step on: adapters' AdapterTrainer back-propagates it after each
+                    # optimiser step, so its gradient (at the updated weights) lands in the *next* step's update
+                    reg = extra_loss() if extra_loss is not None and result.steps > 0 else None
+                    total_loss = loss + reg if reg is not None else loss
+                _check_finite(total_loss, cfg, epoch, result.steps + 1)
+                accelerator.backward(total_loss)
+                if cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step_loss = _mean_loss(accelerator, loss)
+                running, seen, result.steps = running + step_loss, seen + 1, result.steps + 1
+                if tracked:
+                    tracking.log_step(accelerator, result.steps, step_loss, scheduler.get_last_lr()[0])
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{running / seen:.4f}")
+                if result.steps >= total:
+                    break
+            val = evaluate(model, task, val_feats, tokenizer, head, cfg.eval_batch_size, accelerator, cfg.cpu_precision)
+            _check_finite(val["loss"], cfg, epoch, result.steps, "validation loss")
+            row = {"epoch": epoch, "train_loss": running / max(seen, 1), "validation_loss": val["loss"],
+                   f"validation_{main}": val[main], "steps": result.steps,
+                   "seconds": time.perf_counter() - start}
+            row.update(on_epoch() if on_epoch is not None else {})
+            result.history.append(row)
             if tracked:
-                tracking.log_step(accelerator, result.steps, step_loss, scheduler.get_last_lr()[0])
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{running / seen:.4f}")
-            if result.steps >= total:
+                tracking.log_epoch(accelerator, row)
+            if _better(cfg, main, val, result.best_validation or None):
+                result.best_epoch, result.best_validation, bad_epochs = epoch, val, 0
+                best_state = [p.detach().clone() for p in params]
+            else:
+                bad_epochs += 1
+            if (cfg.patience is not None and bad_epochs >= cfg.patience) or result.steps >= total:
                 break
-        val = evaluate(model, task, val_feats, tokenizer, head, cfg.eval_batch_size, accelerator, cfg.cpu_precision)
-        _check_finite(val["loss"], cfg, epoch, result.steps, "validation loss")
-        row = {"epoch": epoch, "train_loss": running / max(seen, 1), "validation_loss": val["loss"],
-               f"validation_{main}": val[main], "steps": result.steps,
-               "seconds": time.perf_counter() - start}
-        row.update(on_epoch() if on_epoch is not None else {})
-        result.history.append(row)
-        if tracked:
-            tracking.log_epoch(accelerator, row)
-        if _better(cfg, main, val, result.best_validation or None):
-            result.best_epoch, result.best_validation, bad_epochs = epoch, val, 0
-            best_state = [p.detach().clone() for p in params]
-        else:
-            bad_epochs += 1
-        if (cfg.patience is not None and bad_epochs >= cfg.patience) or result.steps >= total:
-            break
     bar.close()
     if tracked:
         tracking.finish(accelerator)

@@ -220,9 +220,11 @@ def omega_over_training(run: RunLike, ax=None, layer: Optional[int] = None, save
     return ax
 
 
-def contribution_frame(model, batches) -> pd.DataFrame:
+def contribution_frame(model, batches, cpu_precision: str = "fp32") -> pd.DataFrame:
     """What each source adds, (L, S): per layer and source, the mean over real (unpadded) tokens of
     ‖ω_i ⊙ A_i(h)‖ / ‖f + x‖ (norms over hidden units), ω without dropout, the model in eval mode.
+    `cpu_precision` "bf16": on CPU the model runs under bf16 autocast, as the run was trained and scored
+    (norms are taken in fp32 either way).
 
     ω alone hides that source adapters' outputs differ in size, and for vector ω the layer mean hides per-unit
     movement; this ratio is the share of the layer's pre-LayerNorm sum each source actually contributes.
@@ -232,8 +234,11 @@ def contribution_frame(model, batches) -> pd.DataFrame:
     import torch
 
     from .models import encoder_layers
+    from .train import frozen_linears_cast, resolve_cpu_precision
 
     sl = model.scalearn
+    device = next(model.parameters()).device.type
+    bf16 = device == "cpu" and resolve_cpu_precision(cpu_precision) == "bf16"
     outputs = [layer.output for layer in encoder_layers(model)]
     sums = torch.zeros(len(outputs), len(sl.sources), dtype=torch.float64)  # (L, S)
     count, mask = 0, None
@@ -249,7 +254,8 @@ def contribution_frame(model, batches) -> pd.DataFrame:
     model.eval()
     handles = [o.register_forward_hook(hook(l)) for l, o in enumerate(outputs)]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), frozen_linears_cast(model, device, cpu_precision), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             for batch in batches:
                 inputs = {k: v.reshape(-1, v.shape[-1]) for k, v in batch.items()  # (B, C, T) choices → (B·C, T)
                           if k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -265,7 +271,8 @@ def contribution_frame(model, batches) -> pd.DataFrame:
 
 
 def run_contributions(run: RunLike, split: str = "validation", max_rows: int = 200, data_dir=None) -> pd.DataFrame:
-    """contribution_frame of a saved ScaLearn run (load_run) over up to `max_rows` rows of its `split`."""
+    """contribution_frame of a saved ScaLearn run (load_run) over up to `max_rows` rows of its `split`, in the
+    precision the run was trained in (its preset's cpu_precision)."""
     from .config import preset_from_dict
     from .encoding import make_loader
     from .sources import encode_splits, load_task_data
@@ -276,7 +283,7 @@ def run_contributions(run: RunLike, split: str = "validation", max_rows: int = 2
     preset = preset_from_dict(cfg["preset"])
     rows = load_task_data(task, preset, data_dir, cfg.get("k_shot"))[split][:max_rows]
     feats = encode_splits(task, {split: rows}, tokenizer, preset)[split]
-    return contribution_frame(net, make_loader(feats, task, tokenizer, preset.eval_batch_size))
+    return contribution_frame(net, make_loader(feats, task, tokenizer, preset.eval_batch_size), preset.cpu_precision)
 
 
 def contribution_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "‖ω_i ⊙ A_i(h)‖ / ‖f + x‖",

@@ -7,7 +7,7 @@ from scalearn_lite.cli import main
 
 RATIOS = ["scalearn_vs_adapter", "scalearn_vs_floor", "growth_s1_to_s32", "fusion_vs_scalearn", "loop_vs_batched",
           "memory_scalearn_vs_adapter"]
-CONFIGS = ["floor", "adapter", "scalearn-S1", "scalearn-S2", "loop-S2", "fusion-S2", "bf16-S2"]
+CONFIGS = ["floor", "adapter", "scalearn-S1", "scalearn-S2", "loop-S2", "fusion-S2", "bf16-S2", "bf16-cast-S2"]
 
 
 def positive(x) -> bool:
@@ -42,6 +42,9 @@ def test_bench_writes_every_figure(tmp_path, capsys):
     assert res["train"]["loop-S2"]["trainable_params"] == res["train"]["scalearn-S2"]["trainable_params"]
     assert res["train"]["bf16-S2"]["trainable_params"] == res["train"]["scalearn-S2"]["trainable_params"]
     assert "ScaLearn S=2, CPU bf16" in printed and positive(res["ratios"]["cpu_bf16_vs_fp32"])
+    cast, bf16 = res["train"]["bf16-cast-S2"], res["train"]["bf16-S2"]  # the same step, weights cast once
+    assert cast["trainable_params"] == bf16["trainable_params"] and cast["gflop"] == bf16["gflop"]
+    assert "ScaLearn S=2, CPU bf16, cast once" in printed and positive(res["ratios"]["cpu_bf16_frozen_cast_vs_autocast"])
     assert res["train"]["fusion-S2"]["trainable_params"] > res["train"]["adapter"]["trainable_params"] > head
 
     assert set(res["inference"]) == {"adapter", "scalearn-S2"}

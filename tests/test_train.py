@@ -1,6 +1,8 @@
 """The training loop's pieces: length-grouped batches, order-preserving prediction, best-epoch restore,
 CPU precision, step budgets, early stopping, the fusion regulariser. (The presets' budgets are exercised by runs in
 tests/test_protocol.py.)"""
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 import torch
@@ -79,6 +81,37 @@ def test_cpu_bf16_predicts_in_bf16_and_close_to_fp32():
     bf16, _ = predict(m, task, f, Tok(), head="h", cpu_precision="bf16")
     assert not np.array_equal(fp32, bf16)  # bf16 matmuls really ran
     np.testing.assert_allclose(bf16, fp32, atol=0.1)
+
+
+def test_cpu_bf16_casts_frozen_linears_once_with_bit_identical_results(monkeypatch):
+    """CPU bf16: the frozen encoder's nn.Linear weights are cast once per fit / predict instead of at every
+    autocast call; the trained adapter, history and predictions equal plain autocast's exactly, and the very fp32
+    tensors are back afterwards."""
+    task, f = get_task("rte"), feats(48)
+    cfg = FitConfig(lr=1e-2, epochs=2, batch_size=8, progress=False, select_by="loss", cpu_precision="bf16")
+
+    def run():
+        m = model()
+        m.add_adapter("a", config="seq_bn")
+        m.train_adapter("a")  # encoder frozen, the adapter (and no head) trains
+        frozen = next(x for x in m.modules() if isinstance(x, torch.nn.Linear) and not x.weight.requires_grad)
+        before, inside = frozen.weight, []
+        res = fit(m, task, f, f[:16], Tok(), cfg, params=[p for p in m.parameters() if p.requires_grad], head="h",
+                  on_epoch=lambda: inside.append(frozen.weight.dtype) or {})
+        assert frozen.weight is before and frozen.weight.dtype == torch.float32  # the fp32 tensor is back
+        trained = {k: v.clone() for k, v in m.state_dict().items() if ".a." in k}
+        assert trained and all(v.dtype == torch.float32 for v in trained.values())
+        logits, _ = predict(m, task, f, Tok(), head="h", cpu_precision="bf16")
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in res.history], trained, logits, inside
+
+    history, trained, logits, inside = run()
+    assert inside == [torch.bfloat16] * 2  # cast while training
+    monkeypatch.setattr(train_mod, "frozen_linears_cast", lambda *a: nullcontext())  # autocast casts every call
+    history_ref, trained_ref, logits_ref, inside_ref = run()
+    assert inside_ref == [torch.float32] * 2
+    assert history == history_ref
+    assert all(torch.equal(trained[k], trained_ref[k]) for k in trained)
+    np.testing.assert_array_equal(logits, logits_ref)
 
 
 def test_cpu_precision_auto_follows_the_hardware(monkeypatch):
