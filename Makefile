@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # A CPU build of torch on machines without one; Colab (or any env that already has torch) keeps its own.
 TORCH_SPEC ?= torch==2.13.0
-DATA_DIR ?= $(if $(wildcard ../shared/data),../shared/data,)
+DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
 .PHONY: demo test install clean-venv
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("SCALEARN_DATA_DIR") or ROOT.parent / "shared" / "data")
+# absolute: the notebooks the tests execute run in notebooks/, where a relative path would point elsewhere
+DATA_DIR = Path(os.environ.get("SCALEARN_DATA_DIR") or ROOT.parent / "shared" / "data").resolve()
 
 # Everything trained by the tests (and by notebooks they execute) goes to one throwaway cache,
 # shared across test files so a source adapter is trained once per session.
