@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cpu = get_preset("cpu")  # as the demo runs it (its zoo's cache key): cpu_precision "auto"
-    if train.resolve_cpu_precision(cpu.cpu_precision) != "bf16":
+    if not train.cpu_bf16("cpu", cpu.cpu_precision):
         raise SystemExit("this CPU has no native bf16: the cpu preset computes in fp32 here, where nothing is cast")
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:

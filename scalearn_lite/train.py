@@ -137,11 +137,16 @@ def _warn_partial_batch(accelerator, rows: int, batch_size: int) -> None:
                       "(a single process trains on it)")
 
 
+def cpu_bf16(device_type: str, cpu_precision: str) -> bool:
+    """Whether a model on `device_type` computes under CPU bf16 autocast with this cpu_precision setting."""
+    return device_type == "cpu" and resolve_cpu_precision(cpu_precision) == "bf16"
+
+
 def _autocast(accelerator, cpu_precision: str):
     """The forward pass's precision context: accelerate's on CUDA, bf16 autocast on CPU if asked for."""
     if accelerator.device.type != "cpu":
         return accelerator.autocast()
-    if resolve_cpu_precision(cpu_precision) == "bf16":
+    if cpu_bf16("cpu", cpu_precision):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 
@@ -175,7 +180,7 @@ def frozen_linears_cast(model, device_type: str, cpu_precision: str):
     one autocast block). Autocast makes exactly these bf16 tensors itself, so results are bit-identical
     (tests/test_train.py); the demo's runs take 1–2% less time (benchmarks/frozen_cast_cpu.py). The fp32 tensors
     are back on exit. CUDA or fp32 on CPU: nothing changes."""
-    if device_type != "cpu" or resolve_cpu_precision(cpu_precision) != "bf16":
+    if not cpu_bf16(device_type, cpu_precision):
         yield
         return
     swapped = []

@@ -234,11 +234,10 @@ def contribution_frame(model, batches, cpu_precision: str = "fp32") -> pd.DataFr
     import torch
 
     from .models import encoder_layers
-    from .train import frozen_linears_cast, resolve_cpu_precision
+    from .train import cpu_bf16, frozen_linears_cast
 
     sl = model.scalearn
     device = next(model.parameters()).device.type
-    bf16 = device == "cpu" and resolve_cpu_precision(cpu_precision) == "bf16"
     outputs = [layer.output for layer in encoder_layers(model)]
     sums = torch.zeros(len(outputs), len(sl.sources), dtype=torch.float64)  # (L, S)
     count, mask = 0, None
@@ -255,7 +254,7 @@ def contribution_frame(model, batches, cpu_precision: str = "fp32") -> pd.DataFr
     handles = [o.register_forward_hook(hook(l)) for l, o in enumerate(outputs)]
     try:
         with torch.no_grad(), frozen_linears_cast(model, device, cpu_precision), \
-                torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16(device, cpu_precision)):
             for batch in batches:
                 inputs = {k: v.reshape(-1, v.shape[-1]) for k, v in batch.items()  # (B, C, T) choices → (B·C, T)
                           if k in ("input_ids", "attention_mask", "token_type_ids")}
