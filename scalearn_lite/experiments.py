@@ -88,8 +88,9 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress
     """Run (or reuse) every job, its run folder under `root` (transfer's layout); one row per run, in job order.
 
     `workers` > 1: finished run folders are read here; then stage 1 (every adapter the unfinished runs load, each
-    trained once: the zoo here, the targets' own adapters in the processes), then those runs, the longest first,
-    in that many processes with cores // workers torch threads each.
+    trained once: the zoo here, the targets' own adapters first in the processes' queue), then those runs, the
+    longest first, in that many processes with cores // workers torch threads each. No process waits for all own
+    adapters: a run whose own adapter is still being trained waits for that folder alone (train_source's lock).
     """
     bar = tqdm(total=len(jobs), desc="runs", disable=not progress, unit="run")
     if workers <= 1:
@@ -126,10 +127,9 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                              initargs=(threads,)) as pool:
+        # first in the queue, in job order (seed 0's, which the transfers load, before the Adapter row's other seeds)
         own = [pool.submit(train_stage1, [a], preset, data_dir=data_dir, progress=False)
                for a in plan if a.role != "source"]
-        for future in as_completed(own):
-            future.result()
         longest_first = sorted(todo, key=lambda i: -_RELATIVE_COST.get(jobs[i].method, 2))  # a short tail
         futures = {pool.submit(_run_job, jobs[i], preset, data_dir, root, False): i for i in longest_first}
         for future in as_completed(futures):
@@ -137,6 +137,8 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress
             job = jobs[futures[future]]
             bar.set_postfix_str(f"done {job.method} → {job.target} seed {job.seed}")
             bar.update(1)
+        for future in own:  # done by now (the runs needed them); an error here would have stopped a run too
+            future.result()
     bar.close()
     return pd.DataFrame(rows)
 

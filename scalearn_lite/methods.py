@@ -22,6 +22,8 @@ METHODS = OMEGA_METHODS + BASELINES
 METHOD_NAMES = {**PAPER_NAMES, "adapter": "Adapter", "adapterfusion": "AdapterFusion", "average": "Average (ω=1/S)",
                 "head_only": "Head only (ω=0)", "adaptersoup": "AdapterSoup", "finetune": "Full fine-tuning"}
 HEAD = "target"
+# nothing below the head trains: the encoder's outputs on the validation rows are the same every epoch
+FIXED_ENCODER = ("average", "head_only", "adaptersoup")
 
 
 def check_method(method: str) -> str:

@@ -25,7 +25,7 @@ from . import hub
 from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import main_metric
-from .io import atomic_dir, check_writable, read_json, write_json, write_text
+from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
 from .models import attention_used, encoder_layers, load_base, load_config, model_id, quiet_activation
 from .scaling import AdapterWeights
 from .tasks import Task, get_task
@@ -314,6 +314,7 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
 
     `role`: "source" (the zoo's budget: preset.source_*) or "target" (the target's own adapter on the target
     rows: preset.max_train / target_*, or the k-shot protocol) -- the Adapter row of a results table.
+    One process trains a folder at a time: another one asking for the same adapter waits, then reuses it.
     """
     task = get_task(task) if isinstance(task, str) else task
     preset = get_preset(preset)
@@ -324,6 +325,15 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     if not force and _reusable(final, settings):
         return SourceResult(final, read_json(final / "metrics.json"), cached=True)
     check_writable(final, "adapter folder")
+    with folder_lock(final, "adapter folder"):
+        if not force and _reusable(final, settings):  # another process trained it while we waited
+            return SourceResult(final, read_json(final / "metrics.json"), cached=True)
+        return _train_and_save(task, preset, final, settings, data_dir, seed, k_shot, progress, role)
+
+
+def _train_and_save(task: Task, preset: Preset, final: Path, settings: dict, data_dir, seed: int,
+                    k_shot: Optional[int], progress: bool, role: str) -> SourceResult:
+    """train_source's work under the folder's lock: fit the adapter, then write its folder atomically."""
     task = data_mod.resolve_labels(task, data_dir)
     rows = load_task_data(task, preset, data_dir, k_shot, seed, as_source=role == "source")
     net, tokenizer, result, test = fit_source(task, preset, rows, seed, k_shot, progress, role)

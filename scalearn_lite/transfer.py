@@ -6,6 +6,7 @@ Every method gets the same data, base model, sources and budget, and writes one 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -15,9 +16,9 @@ import torch
 from . import data as data_mod
 from .config import Preset, get_preset
 from .io import atomic_dir, check_writable, folder_lock, write_json
-from .methods import HEAD, build_method, check_method, omega_snapshot, trainable, transfer_parameters
+from .methods import FIXED_ENCODER, HEAD, build_method, check_method, omega_snapshot, trainable, transfer_parameters
 from .metrics import main_metric
-from .models import attention_used, load_base, model_id
+from .models import attention_used, load_base, model_id, reuse_eval_outputs
 from .runs import RunResult, TransferSpec, reuse_run, run_config, run_dir, write_run
 from .sources import (Stage1Adapter, add_task_head, check_sources, encode_splits, load_task_data, order_sources,
                       read_weights, resolve_source, source_names, stage1_adapter, train_source, weights_file)
@@ -186,8 +187,10 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
                     cpu_precision=preset.cpu_precision, **stage2_fit_settings(preset, method, k_shot, max_steps),
                     **(tracking or {}))
     start = time.perf_counter()
-    result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
-                 extra_loss=extra, on_epoch=lambda: omega_snapshot(net))
+    # a fixed encoder scores the validation rows once, not every epoch (the same outputs to the last bit)
+    with reuse_eval_outputs(net.base_model) if method in FIXED_ENCODER else nullcontext():
+        result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
+                     extra_loss=extra, on_epoch=lambda: omega_snapshot(net))
     test = evaluate(net, task, feats["test"], tokenizer, HEAD, preset.eval_batch_size,
                     cpu_precision=preset.cpu_precision)
     net.eval()

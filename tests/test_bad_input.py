@@ -309,7 +309,7 @@ import importlib.util, shutil, sys, time
 spec = importlib.util.spec_from_file_location("sio", sys.argv[1])  # scalearn_lite/io.py alone: no torch to import
 io = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(io)
-with io.folder_lock(sys.argv[3], "run folder"):
+with io.folder_lock(sys.argv[3], sys.argv[4]):
     print("locked", flush=True)
     time.sleep(1.5)  # still training, as far as the other process can tell
     with io.atomic_dir(sys.argv[3]) as tmp:
@@ -322,8 +322,8 @@ def test_a_second_writer_of_a_run_folder_waits_for_the_first_then_reuses_its_run
     kw = dict(data_dir=data_dir, progress=False)
     done = tr.transfer("mrpc", [], "head_only", SHORT, out=tmp_path / "done", **kw)
     io_py = Path(tr.__file__).with_name("io.py")
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(io_py), str(done.path), str(tmp_path / "run")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(io_py), str(done.path), str(tmp_path / "run"),
+                               "run folder"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     no_training(monkeypatch)  # the second writer must not train: it waits, then finds the finished run
     res = tr.transfer("mrpc", [], "head_only", SHORT, out=tmp_path / "run", **kw)
@@ -331,6 +331,22 @@ def test_a_second_writer_of_a_run_folder_waits_for_the_first_then_reuses_its_run
     assert res.reused and res.metrics == done.metrics
     assert f"waiting: another process (pid {holder.pid}) is writing the run folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done", "run"]  # no lock file or temp folder left
+
+
+def test_a_second_trainer_of_an_adapter_waits_for_the_first_then_reuses_it(data_dir, tmp_path, monkeypatch, capsys,
+                                                                           rte_adapter):
+    """Two processes asking for the same stage-1 adapter (the demo's workers, two notebooks) train it once."""
+    io_py = Path(tr.__file__).with_name("io.py")
+    folder = tmp_path / "rte" / "seed0"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(io_py), str(rte_adapter), str(folder),
+                               "adapter folder"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    no_training(monkeypatch)  # the second trainer must not train: it waits, then finds the adapter
+    res = sources.train_source("rte", TINY, data_dir=data_dir, seed=0, out=folder, progress=False)
+    assert holder.wait(timeout=60) == 0, holder.stderr.read()
+    assert res.cached and res.metrics == sources.train_source("rte", TINY, data_dir=data_dir, seed=0).metrics
+    assert f"waiting: another process (pid {holder.pid}) is writing the adapter folder" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["seed0"]  # no lock file or temp folder left
 
 
 def test_a_diverging_loss_stops_with_a_clear_message_and_saves_nothing(data_dir, tmp_path):

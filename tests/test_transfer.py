@@ -203,3 +203,64 @@ def test_params_cli_reads_the_paper_numbers(capsys):
     assert main(args) == 0
     table = capsys.readouterr().out
     assert "73,728" in table and "0.3469%" in table
+
+
+def test_reuse_eval_outputs_computes_each_eval_batch_once_and_never_in_training():
+    from scalearn_lite.models import encoder_layers, reuse_eval_outputs
+
+    net, tok = load_base(TINY.model, TINY.num_layers)
+    computed = []
+    encoder_layers(net)[0].register_forward_hook(lambda *a: computed.append(1))
+    batch = tok(["a short one", "a somewhat longer sentence"], padding=True, return_tensors="pt")
+    other = tok(["something else entirely"], return_tensors="pt")
+    with reuse_eval_outputs(net.base_model) as counts:
+        net.eval()
+        with torch.no_grad():
+            first = net.base_model(**batch).last_hidden_state
+            again = net.base_model(**batch).last_hidden_state
+            net.base_model(**other)
+        assert again is first and len(computed) == 2  # the same inputs: computed once; other inputs: computed
+        assert counts == {"computed": 2, "reused": 1}
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+            net.base_model(**batch)  # another precision is another computation
+        assert len(computed) == 3
+        net.train()
+        net.base_model(**batch), net.base_model(**batch)
+        assert len(computed) == 5  # training mode (dropout) always computes
+    net.eval()
+    assert "forward" not in vars(net.base_model)  # the class's forward is back
+    with torch.no_grad():
+        torch.testing.assert_close(net.base_model(**batch).last_hidden_state, first, rtol=0, atol=0)
+    assert len(computed) == 6
+
+
+@pytest.mark.parametrize("method", sorted(methods_mod.FIXED_ENCODER))
+def test_a_fixed_encoder_run_is_the_same_to_the_last_bit_with_its_validation_outputs_reused(data_dir, tmp_path,
+                                                                                          monkeypatch, method):
+    """The head-only, average and soup baselines score the validation rows with the encoder's first outputs:
+    history, checkpoint and test scores equal those of a run that recomputes them every epoch."""
+    from contextlib import contextmanager, nullcontext
+
+    real, seen = tr.reuse_eval_outputs, []
+
+    @contextmanager
+    def spy(module):
+        with real(module) as counts:
+            yield counts
+        seen.append(dict(counts))
+
+    kw = dict(data_dir=data_dir, progress=False)
+    preset = TINY.with_(transfer_epochs=3)
+    monkeypatch.setattr(tr, "reuse_eval_outputs", spy)
+    reused = tr.transfer("mrpc", ["rte", "stsb"], method, preset, out=tmp_path / "reused", **kw)
+    assert seen == [{"computed": 1, "reused": 2}]  # 64 validation rows = one batch, scored in 3 epochs
+    monkeypatch.setattr(tr, "reuse_eval_outputs", lambda module: nullcontext())
+    fresh = tr.transfer("mrpc", ["rte", "stsb"], method, preset, out=tmp_path / "fresh", **kw)
+    keep = ("test", "validation", "best_epoch", "steps")
+    assert {k: reused.metrics[k] for k in keep} == {k: fresh.metrics[k] for k in keep}
+
+    def history(name):  # every column but the wall clock
+        with open(tmp_path / name / "history.csv") as fh:
+            return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+    assert len(history("reused")) == 3 and history("reused") == history("fresh")
