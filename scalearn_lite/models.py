@@ -124,7 +124,7 @@ def _call_key(args: tuple, kwargs: dict) -> tuple:
             return ("tensor", str(v.dtype), tuple(v.shape), v.detach().cpu().numpy().tobytes())
         return ("value", repr(v))
 
-    state = (torch.is_autocast_enabled("cpu"), str(torch.get_autocast_dtype("cpu")))
+    state = tuple((torch.is_autocast_enabled(d), str(torch.get_autocast_dtype(d))) for d in ("cpu", "cuda"))
     return (state, tuple(part(a) for a in args), tuple((k, part(v)) for k, v in sorted(kwargs.items())))
 
 
