@@ -132,7 +132,7 @@ def _call_key(args: tuple, kwargs: dict) -> tuple:
 def reuse_eval_outputs(module):
     """Within the block, `module` computes each distinct eval-mode, no-grad call once: a call with the same inputs
     again returns the first call's outputs. Only for a module that nothing changes meanwhile (a frozen encoder
-    with fixed adapters: the head-only and average baselines), where fit() scores the same validation batches
+    with fixed adapters: the head-only, average and AdapterSoup baselines), where fit() scores the same validation batches
     every epoch. Calls in training mode or with grad always compute. Yields {"computed": n, "reused": m}, the
     eval calls so far."""
     import torch
@@ -144,8 +144,10 @@ def reuse_eval_outputs(module):
         if module.training or torch.is_grad_enabled():
             return forward(*args, **kwargs)
         key = _call_key(args, kwargs)
-        counts["reused" if key in cache else "computed"] += 1
-        if key not in cache:
+        if key in cache:
+            counts["reused"] += 1
+        else:
+            counts["computed"] += 1
             cache[key] = forward(*args, **kwargs)
         return cache[key]
 
