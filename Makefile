@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/scalearn-lite demo --preset cpu $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+	$(VENV)/bin/scalearn-lite demo --preset demo $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 test: install
 	SCALEARN_DATA_DIR=$${SCALEARN_DATA_DIR:-$(DATA_DIR)} $(PY) -m pytest -q tests

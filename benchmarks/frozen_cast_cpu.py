@@ -6,8 +6,9 @@
 On a CPU with native bf16 (where the cpu preset's "auto" is bf16), per target: the demo's ScaLearn run (its
 five sources from the cpu zoo, seed 0), alternately with and without the cast; prints each run's fit + test
 seconds (metrics.json `wall_seconds`) and test score (the same to the last digit both ways, or the script fails),
-then the median ratio. Needs the zoo and the targets' own adapters in the cache (`make demo` trains them) and
-../shared/data (or SCALEARN_DATA_DIR). Time it only on a quiet machine.
+then the median ratio. Needs ../shared/data (or SCALEARN_DATA_DIR); the zoo (`make demo` trains it) and the targets'
+own adapters under the cpu preset (6 epochs: not the demo preset's, so trained on first use, before any timing) come
+from the cache. Time it only on a quiet machine.
 """
 import argparse
 import statistics
@@ -32,7 +33,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cpu = get_preset("cpu")  # as the demo runs it (its zoo's cache key): cpu_precision "auto"
+    cpu = get_preset("cpu")  # the zoo's cache key is the demo's; cpu_precision "auto"
     if not train.cpu_bf16("cpu", cpu.cpu_precision):
         raise SystemExit("this CPU has no native bf16: the cpu preset computes in fp32 here, where nothing is cast")
     ratios = []

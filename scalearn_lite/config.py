@@ -143,6 +143,18 @@ PRESETS = {
         transfer_lr=6e-3, transfer_epochs=6, fusion_lr=1.5e-3, fusion_patience=3, finetune_lr=2e-4,
         few_shot_steps=200, few_shot_patience=10, few_shot_max_validation=200,
     ),
+    # The main job (`make demo`): the cpu preset with the target cut to 3 epochs (its own adapter and stage 2:
+    # 24 optimiser steps on the same 256 rows, 3 validations), so that 48 runs fit 12 minutes on 2 cores. Same zoo
+    # (the source fields are the cpu preset's, so its cache is shared). Rates re-picked by `lr-grid` under this
+    # budget (benchmarks/lr_grid_demo.json, x1..x100 on STS-B and RTE): target x10, ScaLearn x1, AdapterFusion x30,
+    # fine-tuning x30.
+    "demo": Preset(
+        name="demo", max_length=128, batch_size=32, max_validation=200,
+        source_max_train=4000, source_lr=3e-3, source_epochs=3, source_patience=2,
+        max_train=256, target_lr=3e-3, target_epochs=3, target_patience=3,
+        transfer_lr=6e-3, transfer_epochs=3, fusion_lr=1.5e-3, fusion_patience=3, finetune_lr=6e-4,
+        few_shot_steps=200, few_shot_patience=10, few_shot_max_validation=200,
+    ),
     # The paper's protocol on a GPU.
     "paper": Preset(name="paper", model="roberta-base", task_max_length=(("multirc", 324),)),
 }

@@ -10,7 +10,9 @@ still load.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io as _io
+import json
 import random
 import re
 import warnings
@@ -119,11 +121,20 @@ def effective_role(preset: Preset, role: str, k_shot: Optional[int]) -> str:
 
 def source_dir(task: Union[str, Task], preset: Preset, seed: int = 0, k_shot: Optional[int] = None,
                root=None, role: str = "source") -> Path:
-    """data_cache/adapters/<model-id>/<task>[-target | -k<K>]/seed<k>/ (the zoo: <task>/seed0)."""
+    """data_cache/adapters/<model-id>/<task>[-target-<budget> | -k<K>-<budget>]/seed<k>/ (the zoo: <task>/seed0).
+
+    A target's own adapter depends on the target budget, so two presets that differ there (cpu and demo: 6 and 3
+    epochs) get two folders instead of retraining each other's adapter in turn; <budget> is 8 hex digits of the
+    budget fields (the cache key in scalearn_source.json still holds everything, the data's identity included)."""
     task = get_task(task) if isinstance(task, str) else task
     root = Path(root) if root is not None else data_mod.cache_dir() / "adapters"
     role = effective_role(preset, role, k_shot)
-    name = task.name if role == "source" else (f"{task.name}-k{k_shot}" if k_shot else f"{task.name}-target")
+    name = task.name
+    if role != "source":
+        fields = asdict(preset)
+        budget = {k: fields[k] for k in _STAGE1_FIELDS + _ROLE_FIELDS["few_shot" if k_shot else role]}
+        digest = hashlib.sha256(json.dumps(budget, sort_keys=True).encode()).hexdigest()[:8]
+        name = f"{task.name}-k{k_shot}-{digest}" if k_shot else f"{task.name}-target-{digest}"
     return root / model_id(preset.model, preset.num_layers) / name / f"seed{seed}"
 
 

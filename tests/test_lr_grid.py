@@ -41,11 +41,13 @@ def test_unknown_group_is_refused(tmp_path):
         lr_grid(PRESETS["tiny"], ["mrpc"], ["sst2"], groups=["ω"], out=tmp_path)
 
 
-def test_cpu_preset_uses_the_rates_its_grid_chose():
-    path = ROOT / "benchmarks" / "lr_grid_cpu.json"
+@pytest.mark.parametrize("preset", ["cpu", "demo"])
+def test_a_preset_uses_the_rates_its_grid_chose(preset):
+    path = ROOT / "benchmarks" / f"lr_grid_{preset}.json"
     if not path.is_file():
-        pytest.skip(f"{path} not found: run `scalearn-lite lr-grid --json {path.relative_to(ROOT)}`")
+        pytest.skip(f"{path} not found: run `scalearn-lite lr-grid --preset {preset} --json {path.relative_to(ROOT)}`")
     grid = json.loads(path.read_text())
+    assert grid["preset"] == preset
     assert set(grid["chosen"]) <= {field for field, _ in GROUPS.values()}
     for field, lr in grid["chosen"].items():
-        assert getattr(PRESETS["cpu"], field) == pytest.approx(lr), field
+        assert getattr(PRESETS[preset], field) == pytest.approx(lr), field

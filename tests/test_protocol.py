@@ -3,6 +3,7 @@ adapter from seed 0, and the source zoo (tiny preset, real data)."""
 import dataclasses
 import importlib
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -22,6 +23,12 @@ def test_sources_and_targets_are_trained_with_their_own_budgets(data_dir, tmp_pa
     assert src.metrics["rows"]["train"] == 96 and own.metrics["rows"]["train"] == 48
     assert src.metrics["role"] == "source" and own.metrics["role"] == "target"
     assert source_dir("rte", TINY) != source_dir("rte", TINY, role="target")  # two cache folders, no thrash
+    # two presets with different target budgets (cpu: 6 epochs, demo: 3) keep two own adapters, one zoo
+    cpu, demo = PRESETS["cpu"], PRESETS["demo"]
+    assert source_dir("rte", cpu, role="target") != source_dir("rte", demo, role="target")
+    assert source_dir("rte", cpu, k_shot=8, role="target") != source_dir("rte", TINY, k_shot=8, role="target")
+    assert source_dir("rte", cpu) == source_dir("rte", demo)
+    assert source_dir("rte", demo, role="target") == source_dir("rte", demo.with_(transfer_lr=1.0), role="target")
     # the paper preset gives the target's own adapter the source budget: then it *is* the zoo adapter
     paper = PRESETS["paper"]
     assert source_dir("rte", paper, role="target") == source_dir("rte", paper)
@@ -39,14 +46,15 @@ def test_a_k_shot_run_trains_for_the_step_budget_on_the_same_rows_for_every_seed
     assert rows[0] == rows[1]  # the first k of the seed-42 shuffled train split, whatever the run seed
     # the target's own adapter inside every stage-2 seed is seed 0's (the authors' protocol)
     refs = [json.loads((r.path / "config.json").read_text())["source_refs"][-1] for r in runs]
-    assert refs[0] == refs[1] and refs[0].endswith("cb-k4/seed0")
+    assert refs[0] == refs[1] and re.search(r"/cb-k4-[0-9a-f]{8}/seed0$", refs[0])
 
 
 def test_own_adapter_per_seed_is_an_option(data_dir, tmp_path):
     per_seed = dataclasses.replace(TINY, own_adapter_seed="per_seed", transfer_epochs=1)
     res = tr.transfer("mrpc", ["rte"], "scalearn_uniform_pp", per_seed, seed=1, data_dir=data_dir,
                       out=tmp_path / "r", progress=False)
-    assert json.loads((res.path / "config.json").read_text())["source_refs"][-1].endswith("mrpc-target/seed1")
+    assert json.loads((res.path / "config.json").read_text())["source_refs"][-1].endswith(
+        f"/{source_dir('mrpc', per_seed, role='target').parent.name}/seed1")
     with pytest.raises(ValueError, match="own_adapter_seed"):
         dataclasses.replace(TINY, own_adapter_seed="sometimes")
 
