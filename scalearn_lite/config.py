@@ -122,6 +122,20 @@ class Preset:
         return dict(self.task_max_length).get(task_name, self.max_length)
 
 
+# A laptop CPU, in the paper's shape: strong sources trained once (the zoo: a few thousand rows, a few
+# epochs, early stopping), small targets (a few hundred rows) with enough stage-2 steps for ω to move.
+# Learning rates: each method's paper rate x 1, 3, 10, 30 or 100, picked the same way for all by `scalearn-lite
+# lr-grid` on validation loss (benchmarks/lr_grid_cpu.json): target x30, ScaLearn x1, AdapterFusion x30. The
+# sources' rate (x10) was picked under the earlier budget; the zoo is not retrained by the grid.
+_CPU = Preset(
+    name="cpu", max_length=128, batch_size=32, max_validation=200,
+    source_max_train=4000, source_lr=3e-3, source_epochs=3, source_patience=2,
+    max_train=256, target_lr=9e-3, target_epochs=6, target_patience=3,
+    transfer_lr=6e-3, transfer_epochs=6, fusion_lr=1.5e-3, fusion_patience=3, finetune_lr=2e-4,
+    few_shot_steps=200, few_shot_patience=10, few_shot_max_validation=200,
+)
+
+
 PRESETS = {
     # Unit tests and CI fast mode: the embedded encoder cut to 2 layers, seconds per run.
     "tiny": Preset(
@@ -131,30 +145,13 @@ PRESETS = {
         transfer_lr=6e-3, transfer_epochs=2, fusion_lr=5e-4, fusion_patience=2, finetune_lr=1e-4,
         few_shot_steps=12, few_shot_patience=4, few_shot_max_validation=64, soup_k=3, cpu_precision="fp32",
     ),
-    # A laptop CPU, in the paper's shape: strong sources trained once (the zoo: a few thousand rows, a few
-    # epochs, early stopping), small targets (a few hundred rows) with enough stage-2 steps for ω to move.
-    # Learning rates: each method's paper rate x 1, 3, 10, 30 or 100, picked the same way for all by `scalearn-lite
-    # lr-grid` on validation loss (benchmarks/lr_grid_cpu.json): target x30, ScaLearn x1, AdapterFusion x30. The
-    # sources' rate (x10) was picked under the earlier budget; the zoo is not retrained by the grid.
-    "cpu": Preset(
-        name="cpu", max_length=128, batch_size=32, max_validation=200,
-        source_max_train=4000, source_lr=3e-3, source_epochs=3, source_patience=2,
-        max_train=256, target_lr=9e-3, target_epochs=6, target_patience=3,
-        transfer_lr=6e-3, transfer_epochs=6, fusion_lr=1.5e-3, fusion_patience=3, finetune_lr=2e-4,
-        few_shot_steps=200, few_shot_patience=10, few_shot_max_validation=200,
-    ),
+    "cpu": _CPU,
     # The main job (`make demo`): the cpu preset with the target cut to 3 epochs (its own adapter and stage 2:
     # 24 optimiser steps on the same 256 rows, 3 validations), so that 48 runs fit 12 minutes on 2 cores. Same zoo
     # (the source fields are the cpu preset's, so its cache is shared). Rates re-picked by `lr-grid` under this
     # budget (benchmarks/lr_grid_demo.json, x1..x100 on STS-B and RTE): target x10, ScaLearn x1, AdapterFusion x30,
     # fine-tuning x30.
-    "demo": Preset(
-        name="demo", max_length=128, batch_size=32, max_validation=200,
-        source_max_train=4000, source_lr=3e-3, source_epochs=3, source_patience=2,
-        max_train=256, target_lr=3e-3, target_epochs=3, target_patience=3,
-        transfer_lr=6e-3, transfer_epochs=3, fusion_lr=1.5e-3, fusion_patience=3, finetune_lr=6e-4,
-        few_shot_steps=200, few_shot_patience=10, few_shot_max_validation=200,
-    ),
+    "demo": _CPU.with_(name="demo", target_lr=3e-3, target_epochs=3, transfer_epochs=3, finetune_lr=6e-4),
     # The paper's protocol on a GPU.
     "paper": Preset(name="paper", model="roberta-base", task_max_length=(("multirc", 324),)),
 }
