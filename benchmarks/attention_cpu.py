@@ -4,7 +4,9 @@
 
 The same run (RTE, the demo's five sources from the cpu zoo, ScaLearn, seed 1) alternately with
 `Preset.attention="sdpa"` and `"eager"`; prints each run's wall and training seconds and the test score, then the
-median ratio. Needs the zoo in the cache (`make demo` trains it) and ../shared/data (or SCALEARN_DATA_DIR).
+median ratio. Needs ../shared/data (or SCALEARN_DATA_DIR), the zoo in the cache (`make demo` trains it) and RTE's own
+adapter under the cpu preset (`scalearn-lite train-source rte --role target --preset cpu --data-dir ../shared/data`;
+the demo preset trains its own, with 3 epochs, and no longer for RTE).
 Time it only on a quiet machine.
 """
 import argparse

@@ -3,8 +3,8 @@
 
     python benchmarks/frozen_cast_cpu.py [--repeats 2] [--threads 1] [--targets stsb,rte]
 
-On a CPU with native bf16 (where the cpu preset's "auto" is bf16), per target: the demo's ScaLearn run (its
-five sources from the cpu zoo, seed 0), alternately with and without the cast; prints each run's fit + test
+On a CPU with native bf16 (where the cpu preset's "auto" is bf16), per target: the cpu preset's ScaLearn run of the
+demo's five sources (from the zoo, seed 0), alternately with and without the cast; prints each run's fit + test
 seconds (metrics.json `wall_seconds`) and test score (the same to the last digit both ways, or the script fails),
 then the median ratio. Needs ../shared/data (or SCALEARN_DATA_DIR); the zoo (`make demo` trains it) and the targets'
 own adapters under the cpu preset (6 epochs: not the demo preset's, so trained on first use, before any timing) come

@@ -108,7 +108,7 @@ env = course.setup(seed=0)  # mode and preset, device, data / cache / run folder
 # %%
 MODE = env.mode  # "fast", "cpu" or "full"
 PRESET = course.PRESET_OF_MODE[MODE]  # tiny / cpu / paper (see scalearn_lite/config.py)
-# CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection)
+# CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
 TARGET = course.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
 SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
                          full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])

@@ -1,6 +1,6 @@
 """`scalearn-lite lr-grid`: pick each method's learning rate the same way, on validation loss.
 
-A small budget (the cpu preset: 32 optimiser steps) cannot use the paper's rates unchanged, and raising some of them
+A small budget (the cpu preset: 48 optimiser steps on the target, the demo preset 24) cannot use the paper's rates unchanged, and raising some of them
 and not others favours those methods. This command gives every method the same tuning budget: its paper rate times
 each factor of one grid (default 1, 3, 10), seed 0, the preset's rows; the rate with the lowest validation loss wins
 (loss, not accuracy: a diverged model that predicts the majority class can tie on accuracy). Losses of different

@@ -49,14 +49,14 @@ class TransferSpec:
 
 
 def sources_label(spec: TransferSpec, refs: Optional[Sequence[str]]) -> str:
-    """The run folder's sources part: "none", or the source names (cut to 40 characters) + a short hash of the
-    source references (task names, absolute folder paths, hub ids), so that another source set gets its own folder."""
-    if not spec.sources:
-        return "none"
+    """The run folder's sources part: the source names cut to 40 characters ("none" without sources) + a short hash
+    of the source references (task names, absolute folder paths, hub ids) and the preset's name, so that another
+    source set or another preset (cpu and demo write to one output folder) gets its own folder; a preset changed
+    under the same name is refused by check_same_run."""
     keys = [task_name_of(r) or (r if is_hub_id(r) else str(Path(r).expanduser().absolute()))
-            for r in (refs if refs is not None else spec.sources)]
+            for r in (refs if refs is not None else spec.sources)] + [f"preset {spec.preset.name}"]
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:8]
-    return f"{'+'.join(spec.sources)[:40]}-{digest}"
+    return f"{'+'.join(spec.sources)[:40] or 'none'}-{digest}"
 
 
 def run_dir(spec: TransferSpec, root="runs", refs: Optional[Sequence[str]] = None) -> Path:

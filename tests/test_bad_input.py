@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import save_file
 
 from scalearn_lite import cli, data
-from scalearn_lite.config import get_preset
+from scalearn_lite.config import PRESETS, get_preset
 from scalearn_lite.io import atomic_dir, write_json
 from scalearn_lite.tasks import get_task
 
@@ -262,6 +262,19 @@ def test_the_default_run_folder_depends_on_the_sources(tmp_path):
     a, b = folder(["rte"]), folder(["rte", "sst2"])
     assert a != b and a.parent.parent == b.parent.parent and a.name == b.name == "seed0"
     assert a.parent.name.startswith("rte+mrpc-") and folder(["rte"]) == a
+
+
+def test_two_presets_in_one_output_folder_get_two_run_folders():
+    # `make demo` (demo preset) and `scalearn-lite demo --preset cpu` both default to runs/demo: neither may find the
+    # other's finished run in its folder and refuse it as "other settings"
+    def folder(preset, method="scalearn"):
+        spec, names_in = tr._prepare("mrpc", ["rte", "sst2"], method, preset, 0, None, True, None)
+        return runs_mod.run_dir(spec, root="runs/demo", refs=names_in)
+
+    cpu, demo = PRESETS["cpu"], PRESETS["demo"]
+    assert folder(cpu) != folder(demo) and folder(cpu).parent.parent == folder(demo).parent.parent
+    assert folder(demo) == folder(demo.with_(transfer_lr=1.0))  # same name: check_same_run compares the fields
+    assert folder(cpu, "head_only").parent.name.startswith("none-") and folder(cpu, "head_only") != folder(demo, "head_only")
 
 
 def test_transfer_cli_says_reused(monkeypatch, capsys, tmp_path):
