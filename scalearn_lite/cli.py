@@ -14,9 +14,8 @@ from typing import List, Optional
 
 
 def _common(p: argparse.ArgumentParser, preset_default: str = "cpu") -> None:
-    p.add_argument("--preset", default=preset_default, help="tiny (tests), cpu (laptop), demo (cpu with 3 target epochs: make demo), "
-                   "paper (GPU, roberta-base); "
-                   f"default {preset_default}")
+    p.add_argument("--preset", default=preset_default, help="tiny (tests), cpu (laptop), demo (cpu with 3 "
+                   f"target epochs: make demo), paper (GPU, roberta-base); default {preset_default}")
     p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' (overrides the preset)")
     p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else $SCALEARN_DATA_DIR, "
                    "else the Hugging Face hub)")
@@ -159,8 +158,8 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     from .experiments import DEMO_METHODS, DEMO_SOURCES, DEMO_TARGETS
 
     p.add_argument("--preset", default="demo", help="demo (default: the cpu preset with 3 instead of 6 epochs for "
-                   "the own adapter and stage 2 and its own rates; 12 minutes on 2 cores with the zoo cached), cpu, tiny "
-                   "or paper")
+                   "the own adapter and stage 2 and its own rates; 12 minutes on 2 cores with the zoo cached), cpu, "
+                   "tiny or paper")
     p.add_argument("--data-dir", default=None, help="folder with glue_data/ (else $SCALEARN_DATA_DIR, else the hub)")
     p.add_argument("--targets", default=",".join(DEMO_TARGETS),
                    help=f"comma-separated targets (default {','.join(DEMO_TARGETS)})")
@@ -271,7 +270,8 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     from .bench import DEFAULT_SOURCES
 
     p.add_argument("--preset", default=None, help="model (and default batch / length) from a preset: tiny, cpu, "
-                   "demo, paper; default cpu (all-MiniLM-L6-v2, 6 layers) on --device cpu, paper (roberta-base) on cuda")
+                   "demo, paper; default cpu (all-MiniLM-L6-v2, 6 layers) on --device cpu, paper (roberta-base) on "
+                   "cuda")
     p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' "
                    "(overrides the preset)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (fp32) or cuda (bf16 autocast)")

@@ -71,8 +71,8 @@ def _run_job(job: Job, preset, data_dir, root: Path, progress: bool) -> dict:
             "seconds": m["wall_seconds"], "reused": reused, "path": str(res.path)}
 
 
-# rough seconds per run relative to head_only (docs/results/demo-cpu-preset/runs.csv; finetune, not in the demo, taken as
-# AdapterFusion): the order runs are handed out in
+# rough seconds per run relative to head_only (docs/results/demo-cpu-preset/runs.csv; finetune, not in the demo,
+# taken as AdapterFusion): the order runs are handed out in
 _RELATIVE_COST = {"adapterfusion": 2.3, "finetune": 2.3, "scalearn": 1.5, "scalearn_uniform": 1.5, "scalearn_pp": 1.5,
                   "scalearn_uniform_pp": 1.5, "average": 1.0, "head_only": 1.0, "adaptersoup": 1.0, "adapter": 0.1}
 

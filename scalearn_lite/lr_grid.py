@@ -1,14 +1,14 @@
 """`scalearn-lite lr-grid`: pick each method's learning rate the same way, on validation loss.
 
-A small budget (the cpu preset: 48 optimiser steps on the target, the demo preset 24) cannot use the paper's rates unchanged, and raising some of them
-and not others favours those methods. This command gives every method the same tuning budget: its paper rate times
-each factor of one grid (default 1, 3, 10), seed 0, the preset's rows; the rate with the lowest validation loss wins
-(loss, not accuracy: a diverged model that predicts the majority class can tie on accuracy). Losses of different
-tasks (cross-entropy, MSE) are made comparable by dividing each by that task's best loss over the grid; the
-score of a rate is the mean of these ratios. Stage 1 goes first and is scored on every task it trains an adapter
-for (targets and sources: one stage-1 rate trains them all); then each transfer group, on the targets, over
-sources trained at the chosen stage-1 rate. The four ScaLearn variants share ScaLearn's rate (as in the paper), and so do
-the head-only baselines (average, head_only, adaptersoup), which train the same new head.
+A small budget (the cpu preset: 48 optimiser steps on the target, the demo preset 24) cannot use the paper's rates
+unchanged, and raising some of them and not others favours those methods. This command gives every method the same
+tuning budget: its paper rate times each factor of one grid (default 1, 3, 10), seed 0, the preset's rows; the rate
+with the lowest validation loss wins (loss, not accuracy: a diverged model that predicts the majority class can tie
+on accuracy). Losses of different tasks (cross-entropy, MSE) are made comparable by dividing each by that task's
+best loss over the grid; the score of a rate is the mean of these ratios. Stage 1 goes first and is scored on every
+task it trains an adapter for (targets and sources: one stage-1 rate trains them all); then each transfer group, on
+the targets, over sources trained at the chosen stage-1 rate. The four ScaLearn variants share ScaLearn's rate (as
+in the paper), and so do the head-only baselines (average, head_only, adaptersoup), which train the same new head.
 """
 from __future__ import annotations
 

@@ -132,8 +132,8 @@ def _call_key(args: tuple, kwargs: dict) -> tuple:
 def reuse_eval_outputs(module):
     """Within the block, `module` computes each distinct eval-mode, no-grad call once: a call with the same inputs
     again returns the first call's outputs. Only for a module that nothing changes meanwhile (a frozen encoder
-    with fixed adapters: the head-only, average and AdapterSoup baselines), where fit() scores the same validation batches
-    every epoch. Calls in training mode or with grad always compute. Yields {"computed": n, "reused": m}, the
+    with fixed adapters: the head-only, average and AdapterSoup baselines), where fit() scores the same validation
+    batches every epoch. Calls in training mode or with grad always compute. Yields {"computed": n, "reused": m}, the
     eval calls so far."""
     import torch
 

@@ -131,9 +131,8 @@ def source_dir(task: Union[str, Task], preset: Preset, seed: int = 0, k_shot: Op
     role = effective_role(preset, role, k_shot)
     name = task.name
     if role != "source":
-        fields = asdict(preset)
-        budget = {k: fields[k] for k in _STAGE1_FIELDS + _ROLE_FIELDS["few_shot" if k_shot else role]}
-        digest = hashlib.sha256(json.dumps(budget, sort_keys=True).encode()).hexdigest()[:8]
+        budget = json.dumps(_budget_fields(preset, role, k_shot), sort_keys=True)
+        digest = hashlib.sha256(budget.encode()).hexdigest()[:8]
         name = f"{task.name}-k{k_shot}-{digest}" if k_shot else f"{task.name}-target-{digest}"
     return root / model_id(preset.model, preset.num_layers) / name / f"seed{seed}"
 
@@ -270,14 +269,18 @@ def stage1_fit_settings(preset: Preset, role: str, k_shot: Optional[int]) -> dic
             "max_steps": preset.max_steps, "select_by": "loss"}
 
 
+def _budget_fields(preset: Preset, role: str, k_shot: Optional[int]) -> dict:
+    """The preset fields a stage-1 adapter of this (effective) role is trained with: its cache key's budget part."""
+    fields = asdict(preset)
+    return {k: fields[k] for k in _STAGE1_FIELDS + _ROLE_FIELDS["few_shot" if k_shot else role]}
+
+
 def _settings(task: Task, preset: Preset, seed: int, k_shot: Optional[int], role: str = "source",
               data_dir=None) -> dict:
     """The cache key of a stage-1 adapter: task, base, seed, role, budget fields and the data's identity."""
     role = effective_role(preset, role, k_shot)
-    fields = asdict(preset)
-    keys = _STAGE1_FIELDS + _ROLE_FIELDS["few_shot" if k_shot else role]
     return {"task": task.name, "base": model_id(preset.model, preset.num_layers), "seed": seed, "k_shot": k_shot,
-            "role": role, "max_length": preset.length_for(task.name), "preset": {k: fields[k] for k in keys},
+            "role": role, "max_length": preset.length_for(task.name), "preset": _budget_fields(preset, role, k_shot),
             "data": data_mod.data_identity(task, data_dir)}
 
 

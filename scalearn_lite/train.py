@@ -178,8 +178,8 @@ def frozen_linears_cast(model, device_type: str, cpu_precision: str):
     """CPU bf16: within the block the frozen nn.Linear layers hold bf16 weights (cast_frozen_linears), cast once,
     where autocast would cast them again at every call (its cast cache keeps trainable leaves only, and only for
     one autocast block). Autocast makes exactly these bf16 tensors itself, so results are bit-identical
-    (tests/test_train.py); the cpu preset's demo runs (STS-B, RTE) took 1–2% less time (benchmarks/frozen_cast_cpu.py). The fp32 tensors
-    are back on exit. CUDA or fp32 on CPU: nothing changes."""
+    (tests/test_train.py); the cpu preset's demo runs (STS-B, RTE) took 1–2% less time
+    (benchmarks/frozen_cast_cpu.py). The fp32 tensors are back on exit. CUDA or fp32 on CPU: nothing changes."""
     if not cpu_bf16(device_type, cpu_precision):
         yield
         return

@@ -274,7 +274,8 @@ def test_two_presets_in_one_output_folder_get_two_run_folders():
     cpu, demo = PRESETS["cpu"], PRESETS["demo"]
     assert folder(cpu) != folder(demo) and folder(cpu).parent.parent == folder(demo).parent.parent
     assert folder(demo) == folder(demo.with_(transfer_lr=1.0))  # same name: check_same_run compares the fields
-    assert folder(cpu, "head_only").parent.name.startswith("none-") and folder(cpu, "head_only") != folder(demo, "head_only")
+    no_sources = folder(cpu, "head_only")
+    assert no_sources.parent.name.startswith("none-") and no_sources != folder(demo, "head_only")
 
 
 def test_transfer_cli_says_reused(monkeypatch, capsys, tmp_path):
