@@ -30,10 +30,11 @@ def sentence_encoder():
     """(model, tokenizer) of all-MiniLM-L6-v2 as a plain sentence encoder (no adapters), in eval mode."""
     from transformers import AutoModel, AutoTokenizer
 
-    from .models import embedded_model_path
+    from .models import check_model, embedded_model_path
 
     path = str(embedded_model_path())
-    return AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    check_model(path)  # CVE-2026-4372: config checked, attention kernel explicit
+    return AutoModel.from_pretrained(path, attn_implementation="eager").eval(), AutoTokenizer.from_pretrained(path)
 
 
 @torch.no_grad()

@@ -23,6 +23,13 @@ def _common(p: argparse.ArgumentParser, preset_default: str = "cpu") -> None:
     p.add_argument("--k-shot", type=int, default=None, help="few-shot: keep k target training examples (4, 16, 32, 100)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_cpu_precision(p)
+    add_trust(p)
+
+
+def add_trust(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-untrusted-hub", action="store_true", help="allow a --model or source hub id outside the "
+                   "ones scalearn_lite names (its config.json is still checked: CVE-2026-4372); also "
+                   "SCALEARN_ALLOW_UNTRUSTED_HUB=1")
 
 
 def add_cpu_precision(p: argparse.ArgumentParser) -> None:
@@ -173,6 +180,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
                    "(default) or on validation, the split every choice (targets, budgets, rates) is made on")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_cpu_precision(p)
+    add_trust(p)
     _workers(p)
 
 
@@ -201,6 +209,7 @@ def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default runs/reproduce/<benchmark>-<preset>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_cpu_precision(p)
+    add_trust(p)
     _workers(p)
 
 
@@ -232,6 +241,7 @@ def _lr_grid_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default=None, metavar="FILE", help="write the grid and the chosen rates here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_cpu_precision(p)
+    add_trust(p)
 
 
 def cmd_lr_grid(args) -> int:
@@ -291,6 +301,7 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random-weights", action="store_true", help="random weights at the model's shapes instead of "
                    "its trained ones (no download: roberta-base's shapes are built in); times and memory do not "
                    "depend on the weights' values")
+    add_trust(p)
 
 
 def cmd_bench(args) -> int:
@@ -357,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-layers", type=int, default=None, help="number of layers L (instead of --model)")
     p.add_argument("--sources", type=int, default=8, help="number of source adapters S (default 8)")
     p.add_argument("--json", action="store_true", help="print {method: transfer parameters}")
+    add_trust(p)
     p.set_defaults(func=cmd_params)
 
     p = sub.add_parser("bench", help="side-by-side speed and memory benchmark: floor, adapter, ScaLearn, loop, fusion")
@@ -395,8 +407,11 @@ def _warn_single_process_launch() -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     _warn_single_process_launch()
+    from .models import untrusted_hub_allowed
+
     try:
-        return args.func(args)
+        with untrusted_hub_allowed(getattr(args, "allow_untrusted_hub", False)):
+            return args.func(args)
     except KeyboardInterrupt:
         print("scalearn-lite: interrupted", file=sys.stderr)
         return 130

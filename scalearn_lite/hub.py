@@ -70,12 +70,48 @@ def is_hub_id(ref: str) -> bool:
     return bool(_HUB_ID.fullmatch(ref)) and not Path(ref).exists()
 
 
-def download_adapter(ref: str) -> Path:
-    """The local folder of a hub adapter (downloaded once into the Hugging Face cache, as `adapters` does)."""
-    from adapters.utils import pull_from_hf_model_hub
+# the config files of an adapter folder that adapters reads (each checked by models.check_config_file)
+ADAPTER_CONFIGS = ("adapter_config.json", "head_config.json", "adapter_fusion_config.json", "config.json")
 
+
+def trusted_adapter_ids() -> frozenset:
+    """Every hub id of our table (both sets): the adapters that load without an opt-in."""
+    return frozenset(hub_adapter_id(task, s) for s, names in HUB_SETS.items() for task in names)
+
+
+def check_trusted(ref: str, allow_untrusted_hub=None) -> None:
+    """Refuse a hub adapter id outside our table unless the opt-in is given (models.untrusted_allowed)."""
+    from .models import OPT_IN, UntrustedConfigError, untrusted_allowed
+
+    if ref not in trusted_adapter_ids() and not untrusted_allowed(allow_untrusted_hub):
+        raise UntrustedConfigError(f"source {ref!r} is a hub id outside AdapterHub's table that scalearn_lite knows "
+                                   f"(hub.HUB_SETS); its files are not checked by anyone: pass {OPT_IN} to load it "
+                                   "anyway, or use a task name or an adapter folder")
+
+
+def check_adapter_configs(folder) -> None:
+    """models.check_config_file on each config file of an adapter folder (a local one or a hub download)."""
+    from .models import check_config_file
+
+    for name in ADAPTER_CONFIGS:
+        check_config_file(Path(folder) / name)
+
+
+def download_adapter(ref: str, allow_untrusted_hub=None) -> Path:
+    """The local folder of a hub adapter (downloaded once into the Hugging Face cache, as `adapters` does): only an
+    id of our table or with the opt-in (check_trusted), after its adapter_config.json alone was fetched and checked."""
+    from huggingface_hub import hf_hub_download
+    from adapters.utils import pull_from_hf_model_hub
+    from .models import UntrustedConfigError, check_config_file
+
+    check_trusted(ref, allow_untrusted_hub)
     try:
-        return Path(pull_from_hf_model_hub(ref))
+        check_config_file(hf_hub_download(ref, "adapter_config.json"))
+        folder = Path(pull_from_hf_model_hub(ref))
+    except UntrustedConfigError:
+        raise
     except Exception as err:  # offline, unknown id, auth: all mean "no such adapter here"
         raise ValueError(f"cannot download hub adapter {ref!r} ({type(err).__name__}: {err}); offline, or no such "
                          "repository? Use a task name (trained by stage 1) or an adapter folder instead") from None
+    check_adapter_configs(folder)
+    return folder

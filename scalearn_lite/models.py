@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,11 +63,120 @@ def check_architecture(config) -> None:
                          "xlm-roberta-base, or the embedded all-MiniLM-L6-v2)")
 
 
-def load_config(name: str, num_layers: Optional[int] = None):
-    """The transformers config of a base model, optionally truncated to its first `num_layers` layers."""
+# ------------------------------------------------------------------ untrusted configs (CVE-2026-4372)
+# transformers 4.56-5.2 (adapters 1.3.0 pins 4.57.6): a config.json whose attention implementation names a hub
+# repository makes from_pretrained download and run that repository's code, bypassing trust_remote_code. Every
+# config is read and checked here before transformers sees it, and the attention kernel is always passed explicitly.
+BUILTIN_ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+ATTENTION_FIELDS = ("_attn_implementation_internal", "_attn_implementation", "attn_implementation")
+CODE_FIELDS = ("auto_map",)  # custom modelling code, which scalearn_lite never runs
+# hub models this package names (presets, docs, messages); any other hub id needs an explicit opt-in
+TRUSTED_MODELS = frozenset({"roberta-base", "FacebookAI/roberta-base", "bert-base-uncased",
+                            "google-bert/bert-base-uncased", "xlm-roberta-base", "FacebookAI/xlm-roberta-base",
+                            "sentence-transformers/all-MiniLM-L6-v2"})
+ALLOW_UNTRUSTED_ENV = "SCALEARN_ALLOW_UNTRUSTED_HUB"
+OPT_IN = f"--allow-untrusted-hub (allow_untrusted_hub=True, or {ALLOW_UNTRUSTED_ENV}=1)"
+
+
+class UntrustedConfigError(ValueError):
+    """A config or a hub id refused before transformers or adapters could load it."""
+
+
+def untrusted_allowed(allow: Optional[bool] = None) -> bool:
+    """The opt-in for hub ids outside our tables: `allow` when given, else the environment variable."""
+    if allow is not None:
+        return bool(allow)
+    return os.environ.get(ALLOW_UNTRUSTED_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@contextmanager
+def untrusted_hub_allowed(allow: bool = True):
+    """Within the block (and in worker processes it starts), hub ids outside our tables may be loaded."""
+    before = os.environ.get(ALLOW_UNTRUSTED_ENV)
+    if allow:
+        os.environ[ALLOW_UNTRUSTED_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ALLOW_UNTRUSTED_ENV, None)
+        else:
+            os.environ[ALLOW_UNTRUSTED_ENV] = before
+
+
+def _attention_values(value) -> list:
+    """The kernel names an attention field holds: a string, or a {sub-config: kernel} mapping."""
+    if isinstance(value, dict):
+        return [v for v in value.values() if v is not None]
+    return [] if value is None else [value]
+
+
+def check_config_dict(cfg: dict, where: str) -> None:
+    """Refuse (UntrustedConfigError, one line naming field and file) a config, or any config nested in it, that sets
+    an attention implementation outside transformers' built-in kernels or asks for custom code (auto_map)."""
+    todo = [(cfg, "")]
+    while todo:
+        node, prefix = todo.pop()
+        for key, value in node.items():
+            if key in ATTENTION_FIELDS:
+                bad = [v for v in _attention_values(value) if v not in BUILTIN_ATTENTION]
+                if bad:
+                    raise UntrustedConfigError(
+                        f"refusing {where}: {prefix}{key} = {bad[0]!r} is not one of transformers' built-in attention "
+                        f"kernels ({', '.join(BUILTIN_ATTENTION)}); a hub repository named there would be downloaded and "
+                        "run (CVE-2026-4372): remove the field or use another model")
+            elif key in CODE_FIELDS and value:
+                raise UntrustedConfigError(f"refusing {where}: {prefix}{key} asks for custom model code, which "
+                                           "scalearn_lite never runs: remove the field or use another model")
+            elif isinstance(value, dict):
+                todo.append((value, f"{prefix}{key}."))
+
+
+def check_config_file(path) -> None:
+    """check_config_dict on a JSON file (a missing file is fine: nothing to load from it)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UntrustedConfigError(f"refusing {path}: it cannot be read as JSON ({err})") from None
+    if isinstance(cfg, dict):
+        check_config_dict(cfg, str(path))
+
+
+def check_model(name: str, allow_untrusted_hub: Optional[bool] = None, fetch: bool = True) -> None:
+    """Before any from_pretrained of a base model: its config.json passes check_config_dict. A local folder's file is
+    read; a hub id outside TRUSTED_MODELS needs the opt-in, and (with `fetch`) its config.json alone is downloaded."""
+    path = resolve_model(name)
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        check_config_file(folder / "config.json")
+        return
+    if name not in TRUSTED_MODELS and not untrusted_allowed(allow_untrusted_hub):
+        raise UntrustedConfigError(f"model {name!r} is neither a local folder nor a hub model scalearn_lite names "
+                                   f"({', '.join(sorted(TRUSTED_MODELS))}); its config is not checked by anyone: "
+                                   f"pass {OPT_IN} to load it anyway")
+    if fetch:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            local = hf_hub_download(name, "config.json")
+        except Exception as err:  # offline, unknown id: transformers could not read it either
+            raise ValueError(f"cannot read config.json of model {name!r} ({type(err).__name__}: {err}); offline, "
+                             "or no such model? Use a local folder or 'embedded'") from None
+        check_config_file(local)
+
+
+def load_config(name: str, num_layers: Optional[int] = None, attention: str = "auto",
+                allow_untrusted_hub: Optional[bool] = None):
+    """The transformers config of a base model, optionally truncated to its first `num_layers` layers; its
+    config.json is checked first (check_model) and its attention kernel set explicitly (see `attention_used`)."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(resolve_model(name))
+    check_model(name, allow_untrusted_hub)
+    config = AutoConfig.from_pretrained(resolve_model(name), attn_implementation=attention_used(attention))
+    config._attn_implementation = attention_used(attention)  # whatever the file said
     check_architecture(config)
     if num_layers is not None:
         if not 1 <= num_layers <= config.num_hidden_layers:
@@ -83,16 +194,17 @@ def attention_used(attention: str = "auto") -> str:
     return "sdpa" if torch.cuda.is_available() else "eager"
 
 
-def load_base(name: str = EMBEDDED, num_layers: Optional[int] = None,
-              attention: str = "auto") -> Tuple["object", "object"]:
+def load_base(name: str = EMBEDDED, num_layers: Optional[int] = None, attention: str = "auto",
+              allow_untrusted_hub: Optional[bool] = None) -> Tuple["object", "object"]:
     """(AdapterModel with flex heads, tokenizer) for a base model; weights beyond `num_layers` are dropped.
-    `attention`: transformers' attention kernel ("eager", "sdpa" or "auto", see `attention_used`)."""
+    `attention`: transformers' attention kernel ("eager", "sdpa" or "auto", see `attention_used`). A hub id outside
+    TRUSTED_MODELS needs `allow_untrusted_hub` (see check_model)."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
     from adapters import AutoAdapterModel
 
     path = resolve_model(name)
-    config = load_config(name, num_layers)
+    config = load_config(name, num_layers, attention, allow_untrusted_hub)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # truncation drops layers on purpose; the warning would only confuse
     try:

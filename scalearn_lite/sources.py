@@ -28,7 +28,8 @@ from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import main_metric
 from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
-from .models import attention_used, encoder_layers, load_base, load_config, model_id, quiet_activation
+from .models import (attention_used, check_config_file, check_model, encoder_layers, load_base, load_config,
+                     model_id, quiet_activation)
 from .scaling import AdapterWeights
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
@@ -333,6 +334,7 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     task = get_task(task) if isinstance(task, str) else task
     preset = get_preset(preset)
     preset = preset.with_(model=model)
+    check_untrusted(preset.model)  # before anything is written (CVE-2026-4372)
     role = effective_role(preset, role, k_shot)
     final = Path(out) if out is not None else source_dir(task, preset, seed, k_shot, role=role)
     settings = _settings(task, preset, seed, k_shot, role, data_dir)
@@ -414,6 +416,7 @@ def check_adapter_files(folder: Path, config, base: Optional[str], name: str) ->
         raise ValueError(f"source {name!r}: {folder} is not a complete adapter folder (needs adapter_config.json "
                          "and adapter.safetensors or pytorch_adapter.bin); it may be corrupt or half-written: delete "
                          "it and retrain")
+    hub.check_adapter_configs(folder)  # CVE-2026-4372: no config reaches adapters unchecked
     _check_adapter_config(read_json(cfg_path), config, name)
     meta = read_json(folder / SOURCE_META) if (folder / SOURCE_META).is_file() else None
     if meta is not None and base is not None:
@@ -432,14 +435,31 @@ def check_adapter_files(folder: Path, config, base: Optional[str], name: str) ->
 
 
 def _check_hub_adapter(ref: str, config) -> None:
-    """Check a hub adapter's adapter_config.json when it can be fetched (or is cached); else leave it to loading."""
+    """Check a hub adapter's adapter_config.json when it can be fetched (or is cached); else leave it to loading
+    (hub.download_adapter checks it again). An id outside our table needs the opt-in (hub.check_trusted)."""
+    hub.check_trusted(ref)
     try:
         from huggingface_hub import hf_hub_download
 
-        meta = read_json(hf_hub_download(ref, "adapter_config.json"))
+        path = hf_hub_download(ref, "adapter_config.json")
+        meta = read_json(path)
     except Exception:  # offline, not cached, not a plain hub repo: loading will say what is wrong
         return
+    check_config_file(path)
     _check_adapter_config(meta, config, ref)
+
+
+def check_untrusted(model: str, refs: Sequence[str] = ()) -> None:
+    """Before anything is written or fetched: the base model's config.json (a local folder's; a hub id only needs to
+    be one we name, or the opt-in), each hub-id source in our table (or the opt-in), each adapter folder's configs.
+    UntrustedConfigError (one line) otherwise; see models.check_model (CVE-2026-4372)."""
+    check_model(model, fetch=False)
+    for ref in refs:
+        ref = str(ref)
+        if Path(ref).expanduser().is_dir():
+            hub.check_adapter_configs(Path(ref).expanduser())
+        elif hub.is_hub_id(ref) and task_name_of(ref) is None:
+            hub.check_trusted(ref)
 
 
 def check_sources(refs, preset: Preset, data_dir=None) -> None:
@@ -448,9 +468,9 @@ def check_sources(refs, preset: Preset, data_dir=None) -> None:
     config = None
     for ref in refs:
         ref = str(ref)
-        if Path(ref).expanduser().is_dir() or hub.is_hub_id(ref):
-            config = config or load_config(preset.model, preset.num_layers)
-            if hub.is_hub_id(ref):
+        if Path(ref).expanduser().is_dir() or (hub.is_hub_id(ref) and task_name_of(ref) is None):
+            config = config or load_config(preset.model, preset.num_layers, preset.attention)
+            if not Path(ref).expanduser().is_dir():
                 _check_hub_adapter(ref, config)
             else:
                 check_adapter_files(Path(ref).expanduser(), config, model_id(preset.model, preset.num_layers), ref)
@@ -518,7 +538,7 @@ def resolve_source(ref: str, preset: Preset, *, data_dir=None, seed: int = 0, k_
     """A source reference → adapter folder or hub id; task names are trained (or taken from the cache)."""
     if Path(ref).expanduser().is_dir():
         return str(Path(ref).expanduser())
-    if hub.is_hub_id(ref):
+    if hub.is_hub_id(ref) and task_name_of(ref) is None:  # "glue/cola" is the task, as it is as a target
         return ref
     task = _source_task(ref)
     return str(train_source(task, preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress,

@@ -20,7 +20,7 @@ from .methods import FIXED_ENCODER, HEAD, build_method, check_method, omega_snap
 from .metrics import main_metric
 from .models import attention_used, load_base, model_id, reuse_eval_outputs
 from .runs import RunResult, TransferSpec, reuse_run, run_config, run_dir, write_run
-from .sources import (Stage1Adapter, add_task_head, check_sources, encode_splits, load_task_data, order_sources,
+from .sources import (Stage1Adapter, add_task_head, check_sources, check_untrusted, encode_splits, load_task_data, order_sources,
                       read_weights, resolve_source, source_names, stage1_adapter, train_source, weights_file)
 from .tasks import Task, get_task
 from .train import FitConfig, evaluate, fit, precision_used, set_seed
@@ -55,6 +55,7 @@ def _prepare(target: str, sources: Sequence[str], method: str, preset: Union[str
     preset = get_preset(preset)
     preset = preset.with_(model=model)
     names_in = [] if method in ("head_only", "finetune") else order_sources(task, sources, include_target)
+    check_untrusted(preset.model, names_in)  # CVE-2026-4372: before anything is written or fetched
     spec = TransferSpec(task.name, source_names(names_in), method, preset, seed, k_shot,
                         include_target)
     return spec, names_in
