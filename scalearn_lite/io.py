@@ -6,6 +6,7 @@ writer left behind are removed by the next writer of the same folder.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 try:
     import fcntl
@@ -90,11 +91,91 @@ def wait_for_everyone() -> None:
         PartialState().wait_for_everyone()
 
 
+# ------------------------------------------------------------------ folders of ours, and their manifest
+MANIFEST = "manifest.json"  # {"files": {relative path: {"bytes", "sha256"}}}: written by atomic_dir, last
+# Every name the package's writers put in a folder they own (run folders, stage-1 adapter folders, older layouts);
+# a folder holding anything else is not ours, and nothing here replaces it.
+OWN_NAMES = frozenset({
+    MANIFEST, "metrics.json", "config.json", "history.csv", "omega.json", "omega.safetensors", "omega.pt", "head",
+    "fusion", "scalearn_source.json", "adapter_config.json", "adapter.safetensors", "pytorch_adapter.bin",
+    "head_config.json", "model_head.safetensors", "pytorch_model_head.bin", "adapter_fusion_config.json",
+    "model_adapter_fusion.safetensors", "pytorch_model_adapter_fusion.bin"})
+OWN_MARKERS = (MANIFEST, "metrics.json", "scalearn_source.json")  # one of these: a folder this package wrote
+
+
+def foreign_entries(folder) -> list:
+    """The entries of an existing folder that stop it counting as ours ([] for an empty folder or one of ours):
+    every entry if it has none of OWN_MARKERS, else the entries whose names this package never writes."""
+    folder = Path(folder)
+    names = sorted(p.name for p in folder.iterdir())
+    if not names:
+        return []
+    if not any(m in names for m in OWN_MARKERS):
+        return names
+    return [n for n in names if n not in OWN_NAMES]
+
+
+def check_replaceable(final, what: str = "output folder") -> None:
+    """Refuse (FileExistsError, one line) to replace an existing folder that this package did not write: only a
+    missing or empty folder, or one of ours (foreign_entries), may be replaced, so a user's files are never lost."""
+    final = Path(final)
+    if final.is_symlink() or not final.is_dir():
+        return
+    foreign = foreign_entries(final)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FileExistsError(f"refusing to write {what} {final}: it holds files scalearn_lite did not write ({shown}), "
+                              "which would be deleted; choose another --out (a new or empty folder)")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder) -> None:
+    """MANIFEST in `folder`: the size and sha256 of every file below it (itself excepted)."""
+    folder = Path(folder)
+    files = {str(p.relative_to(folder).as_posix()): {"bytes": p.stat().st_size, "sha256": _file_sha256(p)}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    write_json(folder / MANIFEST, {"files": files})
+
+
+def damage(folder) -> Optional[str]:
+    """Why a folder's files differ from its MANIFEST ("omega.safetensors has 12 bytes, 1,234 were written"), or None
+    when they match or the folder has no manifest (written before manifests were)."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        return None
+    try:
+        files = read_json(folder / MANIFEST)["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"{MANIFEST} is unreadable ({err})"
+    for name, rec in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != rec["bytes"]:
+            return f"{name} has {size:,} bytes, {rec['bytes']:,} were written (truncated or replaced)"
+        if _file_sha256(path) != rec["sha256"]:
+            return f"{name} does not match the sha256 recorded when it was written"
+    return None
+
+
 def check_writable(final, what: str = "output folder") -> None:
-    """Raise an OSError naming the path, before any long work, if the folder `final` could not be written."""
+    """Raise an OSError naming the path, before any long work, if the folder `final` could not be written, or if it
+    exists and is not ours to replace (check_replaceable)."""
     final = Path(final)
     if final.exists() and not final.is_dir():
         raise FileExistsError(f"cannot write {what} {final}: a file of that name exists; choose another path")
+    if final.resolve() == Path.cwd().resolve() or final.resolve() in Path.cwd().resolve().parents:
+        raise FileExistsError(f"cannot write {what} {final}: it is the current folder (or holds it); choose a new "
+                              "folder for --out")
+    check_replaceable(final, what)
     parent = final.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -189,10 +270,12 @@ def remove_stale_temps(final) -> None:
 
 
 def _swap_in(tmp: Path, final: Path) -> None:
-    """Rename `tmp` to `final`; an existing `final` is replaced, and restored if the rename fails."""
+    """Rename `tmp` to `final`; an existing `final` is replaced (only a folder of ours: check_replaceable), and
+    restored if the rename fails."""
     if not final.exists() and not final.is_symlink():
         os.replace(tmp, final)
         return
+    check_replaceable(final)
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     os.replace(final, old)
     try:
@@ -219,7 +302,9 @@ def _atomic_dir(final) -> Iterator[Path]:
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
         os.chmod(tmp, 0o777 & ~_umask())
         try:
+            check_replaceable(final)  # before the caller's work, not only at the swap
             yield tmp
+            write_manifest(tmp)  # sizes and sha256 of everything written, checked before reuse (damage)
             _swap_in(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful swap
