@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -18,11 +19,11 @@ import torch
 from .baselines import fuse_sources
 from .config import VARIANTS, Preset, ScaLearnConfig, preset_from_dict
 from .hub import is_hub_id
-from .io import atomic_dir, read_json, write_json, write_text
+from .io import atomic_dir, damage, read_json, write_json, write_text
 from .methods import HEAD, OMEGA_METHODS, build_scalearn
-from .models import load_base, model_id, quiet_activation
-from .sources import (history_csv, is_complete, source_dir, source_fingerprint, stage1_adapter, task_name_of,
-                      weights_fingerprint)
+from .models import load_base, model_id, quiet_activation, untrusted_allowed, untrusted_hub_allowed
+from .sources import (check_untrusted, history_csv, is_complete, loaded_fingerprints, source_dir, source_fingerprint,
+                      stage1_adapter, task_name_of, weights_fingerprint)
 from .tasks import get_task
 
 
@@ -66,10 +67,45 @@ def run_dir(spec: TransferSpec, root="runs", refs: Optional[Sequence[str]] = Non
             / sources_label(spec, refs) / f"seed{spec.seed}")
 
 
-def run_config(spec: TransferSpec) -> dict:
-    """config.json: the spec, and a fingerprint of each source's weights (in the order of `sources`)."""
+def run_config(spec: TransferSpec, net=None) -> dict:
+    """config.json: the spec, and a fingerprint of each source's weights (in the order of `sources`): those of the
+    bytes `net` loaded (sources.loaded_fingerprints), taken when it loaded them, not now."""
+    loaded = loaded_fingerprints(net) if net is not None else {}
     return {**asdict(spec), "preset": asdict(spec.preset),
-            "source_fingerprints": [source_fingerprint(r) for r in spec.source_refs]}
+            "source_fingerprints": [loaded.get(str(r)) or source_fingerprint(r) for r in spec.source_refs]}
+
+
+def check_intact(folder: Path) -> None:
+    """Raise a one-line ValueError naming the damaged file unless every file of a run folder still has the size and
+    sha256 recorded when it was written (io.MANIFEST; folders written before manifests pass)."""
+    problem = damage(folder)
+    if problem:
+        raise ValueError(f"run folder {folder} is damaged: {problem}; rerun it with --force (transfer(..., force=True)) "
+                         "to retrain it, or delete the folder")
+
+
+def check_sources_unchanged(folder: Path, cfg: dict, allow_changed_sources: bool = False) -> None:
+    """load_run: every source folder still holds the weights the run was trained with (config.json's
+    source_fingerprints); else a ValueError naming the source, or with `allow_changed_sources` a warning."""
+    saved = cfg.get("source_fingerprints") or []
+    if len(saved) != len(cfg.get("source_refs", [])):
+        warnings.warn(f"{folder} has no fingerprint of its sources' weights (written by an older version): they are "
+                      "not checked")
+        return
+    for name, ref, then in zip(cfg["sources"], cfg["source_refs"], saved):
+        if is_hub_id(ref) and not Path(ref).is_dir():
+            continue  # "hub:<id>": the id is the identity
+        if not Path(ref).is_dir():
+            raise FileNotFoundError(f"run {folder}: its source {name!r} ({ref}) is gone; retrain the source "
+                                    "(train-source) and rerun the run with --force")
+        now = source_fingerprint(ref)
+        if now != then:
+            msg = (f"run {folder} was trained with source {name!r} ({ref}) whose weights have changed since (sha256 "
+                   f"{then[:12]}… then, {now[:12]}… now)")
+            if not allow_changed_sources:
+                raise ValueError(f"{msg}; rerun it with --force on the current sources, or load_run(..., "
+                                 "allow_changed_sources=True) to load it with the current weights anyway")
+            warnings.warn(f"{msg}; loaded with the current weights (allow_changed_sources=True)")
 
 
 def check_same_run(folder: Path, spec: TransferSpec) -> None:
@@ -118,6 +154,7 @@ def check_same_sources(folder: Path, spec: TransferSpec, names_in: List[str]) ->
 
 
 def reuse_run(final: Path, spec: TransferSpec, names_in: List[str]) -> RunResult:
+    check_intact(final)  # a damaged folder is never reported "reused"
     check_same_run(final, spec)
     check_same_sources(final, spec, names_in)
     return RunResult(final, read_json(final / "metrics.json"), reused=True)
@@ -125,7 +162,7 @@ def reuse_run(final: Path, spec: TransferSpec, names_in: List[str]) -> RunResult
 
 def write_run(final: Path, spec: TransferSpec, net, result, metrics: dict) -> None:
     with atomic_dir(final) as tmp:
-        write_json(tmp / "config.json", run_config(spec))
+        write_json(tmp / "config.json", run_config(spec, net))
         write_text(tmp / "history.csv", history_csv(result.history))
         if hasattr(net, "scalearn"):
             save_omega(tmp / OMEGA_FILE, net.scalearn.omega.weight, net.scalearn.sources)
@@ -162,8 +199,12 @@ def load_omega(folder: Path) -> dict:
     if (folder / OMEGA_FILE).is_file():
         from safetensors import safe_open
 
-        with safe_open(str(folder / OMEGA_FILE), framework="pt") as fh:
-            return {"omega": fh.get_tensor("omega"), "sources": json.loads(fh.metadata()["sources"])}
+        try:
+            with safe_open(str(folder / OMEGA_FILE), framework="pt") as fh:
+                return {"omega": fh.get_tensor("omega"), "sources": json.loads(fh.metadata()["sources"])}
+        except Exception as err:  # truncated or overwritten: safetensors' own message names no file
+            raise ValueError(f"{folder / OMEGA_FILE} cannot be read ({type(err).__name__}: {err}): the run folder is "
+                             "damaged; rerun it with --force") from None
     if (folder / "omega.pt").is_file():
         return torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
     raise FileNotFoundError(f"{folder} has neither {OMEGA_FILE} nor omega.pt: the run folder is incomplete")
@@ -172,8 +213,11 @@ def load_omega(folder: Path) -> dict:
 RELOADABLE = OMEGA_METHODS + ("average", "adapterfusion")
 
 
-def load_run(folder) -> tuple:
-    """Rebuild a saved run (a ScaLearn variant, `average` or `adapterfusion`): (model in eval mode, tokenizer, task, config)."""
+def load_run(folder, *, allow_changed_sources: bool = False,
+             allow_untrusted_hub: Optional[bool] = None) -> tuple:
+    """Rebuild a saved run (a ScaLearn variant, `average` or `adapterfusion`): (model in eval mode, tokenizer, task, config).
+    Checked first: the folder's files (check_intact), its sources' weights (check_sources_unchanged; opt-in
+    `allow_changed_sources`), its base model and hub sources (sources.check_untrusted; opt-in `allow_untrusted_hub`)."""
     folder = Path(folder)
     if not (folder / "metrics.json").is_file():
         raise FileNotFoundError(f"{folder} is not a finished run folder (no metrics.json)")
@@ -181,12 +225,16 @@ def load_run(folder) -> tuple:
     if cfg["method"] not in RELOADABLE:
         raise ValueError(f"load_run rebuilds {', '.join(RELOADABLE)} runs; {folder} is a {cfg['method']!r} run")
     preset = preset_from_dict(cfg["preset"])
-    net, tokenizer = load_base(preset.model, preset.num_layers, preset.attention)
-    if cfg["method"] == "adapterfusion":
-        _load_fusion(net, folder, cfg)
-    else:
-        _load_omega(net, folder, cfg)
-    net.load_head(str(folder / "head"), load_as=HEAD, use_safetensors=True)
+    check_intact(folder)
+    check_sources_unchanged(folder, cfg, allow_changed_sources)
+    with untrusted_hub_allowed(untrusted_allowed(allow_untrusted_hub)):
+        check_untrusted(preset.model, cfg["source_refs"])  # CVE-2026-4372: before anything is loaded
+        net, tokenizer = load_base(preset.model, preset.num_layers, preset.attention)
+        if cfg["method"] == "adapterfusion":
+            _load_fusion(net, folder, cfg)
+        else:
+            _load_omega(net, folder, cfg)
+    _load_head(net, folder)
     net.eval()
     return net, tokenizer, get_task(cfg["target"]), cfg
 
@@ -213,3 +261,12 @@ def _load_fusion(net, folder: Path, cfg: dict) -> None:
                          f"sources are {cfg['sources']}: the run folder is corrupt")
     with quiet_activation():
         net.set_active_adapters(fuse)
+
+
+def _load_head(net, folder: Path) -> None:
+    """The run's head from head/ (safetensors), with an error naming the file when it is damaged."""
+    try:
+        net.load_head(str(folder / "head"), load_as=HEAD, use_safetensors=True)
+    except Exception as err:  # adapters calls any unreadable file "a pytorch checkpoint"
+        raise ValueError(f"{folder / 'head'} cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0]}): the "
+                         "run folder is damaged; rerun it with --force") from None

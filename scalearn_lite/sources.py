@@ -487,15 +487,37 @@ def load_adapter_into(model, ref: Union[str, Path], name: str) -> None:
     folder = hub.download_adapter(ref) if hub.is_hub_id(ref) else Path(ref)
     where = f"{folder} (hub adapter {ref})" if hub.is_hub_id(ref) else ref
     check_adapter_folder(folder, model, name)
+    before = _load_stamp(folder)
     try:
         model.load_adapter(str(folder), load_as=name, with_head=False, use_safetensors=True)
     except Exception as err:  # adapters' own errors about shapes or files are cryptic
         raise ValueError(f"source {name!r}: could not load the adapter in {where} ({err}); the folder may be "
                          "corrupt or from another base model") from None
+    if _load_stamp(folder) != before:
+        raise ValueError(f"source {name!r}: {where} was replaced while it was being loaded (another process "
+                         "retrained it?); run again")
+    # the identity of the bytes loaded, now: what a run folder records (a source replaced later is not the one used)
+    fingerprints = getattr(model, "scalearn_loaded", None)
+    if fingerprints is None:
+        fingerprints = model.scalearn_loaded = {}
+    fingerprints[ref] = f"hub:{ref}" if hub.is_hub_id(ref) else before[1]
     missing = [l for l, layer in enumerate(encoder_layers(model)) if name not in layer.output.adapters]
     if missing:
         raise ValueError(f"source {name!r} has no adapter in layers {missing}: it was trained on a base model "
                          f"with another layer count")
+
+
+def _load_stamp(folder: Path) -> tuple:
+    """(inode, size, mtime_ns) and sha256 of an adapter folder's weights file: equal before and after a load, the
+    bytes loaded are the ones fingerprinted."""
+    path = _weights_file(Path(folder))
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns), weights_fingerprint(folder)
+
+
+def loaded_fingerprints(model) -> Dict[str, str]:
+    """{source reference: fingerprint of the weights load_adapter_into loaded into `model` for it}."""
+    return dict(getattr(model, "scalearn_loaded", None) or {})
 
 
 def extract_weights(model, name: str) -> List[AdapterWeights]:
