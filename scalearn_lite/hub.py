@@ -11,9 +11,10 @@ set: scores with hub sources are optimistic, and every table built from them say
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 # task name (ours) -> the name inside AdapterHub's id. Only ids we have seen referenced publicly are listed;
 # a task missing here has no adapter in that set (train it with stage 1).
@@ -97,6 +98,17 @@ def check_adapter_configs(folder) -> None:
         check_config_file(Path(folder) / name)
 
 
+ENV_MIRROR = "SCALEARN_HUB_MIRROR"  # a folder holding hub repositories as <owner>/<name>/ (see mirror_folder)
+
+
+def mirror_folder(ref: str) -> Optional[Path]:
+    """$SCALEARN_HUB_MIRROR/<owner>/<name> when that folder exists: the adapter of hub id `ref` from a local copy
+    of the hub (downloaded beforehand for an offline machine, or stand-ins built by a test); else None."""
+    root = os.environ.get(ENV_MIRROR)
+    folder = Path(root).expanduser() / ref if root and is_hub_id(ref) else None
+    return folder if folder is not None and folder.is_dir() else None
+
+
 def download_adapter(ref: str, allow_untrusted_hub=None) -> Path:
     """The local folder of a hub adapter (downloaded once into the Hugging Face cache, as `adapters` does): only an
     id of our table or with the opt-in (check_trusted), after its adapter_config.json alone was fetched and checked."""
@@ -105,6 +117,10 @@ def download_adapter(ref: str, allow_untrusted_hub=None) -> Path:
     from .models import UntrustedConfigError, check_config_file
 
     check_trusted(ref, allow_untrusted_hub)
+    mirrored = mirror_folder(ref)
+    if mirrored is not None:  # a local copy of the hub (offline GPU check, tests): no download
+        check_adapter_configs(mirrored)
+        return mirrored
     try:
         check_config_file(hf_hub_download(ref, "adapter_config.json"))
         folder = Path(pull_from_hf_model_hub(ref))
