@@ -13,14 +13,29 @@ import sys
 from typing import List, Optional
 
 
+def at_least(low: int):
+    """An argparse type: an integer >= low, else argparse's one-line error naming the option."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def _common(p: argparse.ArgumentParser, preset_default: str = "cpu") -> None:
     p.add_argument("--preset", default=preset_default, help="tiny (tests), cpu (laptop), demo (cpu with 3 "
                    f"target epochs: make demo), paper (GPU, roberta-base); default {preset_default}")
     p.add_argument("--model", default=None, help="base model: hub name, local folder or 'embedded' (overrides the preset)")
     p.add_argument("--data-dir", default=None, help="folder with glue_data/ and superglue/ (else $SCALEARN_DATA_DIR, "
                    "else the Hugging Face hub)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--k-shot", type=int, default=None, help="few-shot: keep k target training examples (4, 16, 32, 100)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--k-shot", type=at_least(1), default=None, help="few-shot: keep k target training examples (4, 16, 32, 100)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_cpu_precision(p)
     add_trust(p)
@@ -156,7 +171,7 @@ def _csv(value: Optional[str]) -> List[str]:
 
 def _workers(p: argparse.ArgumentParser) -> None:
     default = min(2, os.cpu_count() or 1)
-    p.add_argument("--jobs", type=int, default=default, help="transfer runs in parallel processes, each with "
+    p.add_argument("--jobs", type=at_least(1), default=default, help="transfer runs in parallel processes, each with "
                    f"cores / jobs torch threads, after stage 1 (default {default}: min(2, cores); on 2 cores two "
                    "1-thread runs finished 1.2x sooner than one 2-thread run at a time)")
 
@@ -174,7 +189,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated sources (default {','.join(DEMO_SOURCES)})")
     p.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated methods (default: the four "
                    "ScaLearn variants, adapter, adapterfusion, average, head_only)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--seeds", type=at_least(1), default=3, help="seeds per setting (default 3)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--report", default="test", choices=["test", "validation"], help="score the table on test "
                    "(default) or on validation, the split every choice (targets, budgets, rates) is made on")
@@ -198,7 +213,7 @@ def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--benchmark", required=True, choices=["glue", "superglue"], help="which benchmark")
     p.add_argument("--preset", default="cpu", help="cpu (embedded model) or paper (roberta-base, the paper's protocol)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--seeds", type=at_least(1), default=3, help="seeds per setting (default 3)")
     p.add_argument("--targets", default=None, help="comma-separated targets (default: every task with training data)")
     p.add_argument("--sources", default=None, help="comma-separated sources (default: every task of the benchmark with "
                    "data, dev-only ones included), or 'hub' (= 'hub-pfeiffer') / 'hub-pf' for AdapterHub's roberta-base "
@@ -286,18 +301,18 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
                    "(overrides the preset)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (fp32) or cuda (bf16 autocast)")
     p.add_argument("--json", default=None, metavar="FILE", help="write every figure, the machine and the ratios here")
-    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's, 32)")
-    p.add_argument("--seq-len", type=int, default=None, help="tokens per example (default: the preset's, 128)")
-    p.add_argument("--repeats", type=int, default=3, help="timed rounds; each runs one step of every configuration "
+    p.add_argument("--batch-size", type=at_least(1), default=None, help="examples per step (default: the preset's, 32)")
+    p.add_argument("--seq-len", type=at_least(1), default=None, help="tokens per example (default: the preset's, 128)")
+    p.add_argument("--repeats", type=at_least(1), default=3, help="timed rounds; each runs one step of every configuration "
                    "(default 3, medians reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (at least 1: the first one measures "
+    p.add_argument("--warmup", type=at_least(1), default=1, help="untimed rounds first (at least 1: the first one measures "
                    "memory); default 1")
     p.add_argument("--sources", default=DEFAULT_SOURCES, help=f"numbers of sources S for the ScaLearn sweep "
                    f"(default {DEFAULT_SOURCES})")
-    p.add_argument("--compare-sources", type=int, default=None, help="S for the loop, fusion, inference and "
+    p.add_argument("--compare-sources", type=at_least(1), default=None, help="S for the loop, fusion, inference and "
                    "adapter-part comparisons (default 8 if in --sources, else the largest)")
-    p.add_argument("--seed", type=int, default=0, help="seed for inputs, heads and source weights (default 0)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed for inputs, heads and source weights (default 0)")
+    p.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--random-weights", action="store_true", help="random weights at the model's shapes instead of "
                    "its trained ones (no download: roberta-base's shapes are built in); times and memory do not "
                    "depend on the weights' values")
@@ -364,9 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="transfer parameters per method, counted from instantiated modules")
     p.add_argument("--model", default=None, help="base model (hub name, folder or 'embedded')")
-    p.add_argument("--hidden-size", type=int, default=None, help="hidden size H (instead of --model)")
-    p.add_argument("--num-layers", type=int, default=None, help="number of layers L (instead of --model)")
-    p.add_argument("--sources", type=int, default=8, help="number of source adapters S (default 8)")
+    p.add_argument("--hidden-size", type=at_least(1), default=None, help="hidden size H (instead of --model)")
+    p.add_argument("--num-layers", type=at_least(1), default=None, help="number of layers L (instead of --model)")
+    p.add_argument("--sources", type=at_least(1), default=8, help="number of source adapters S (default 8)")
     p.add_argument("--json", action="store_true", help="print {method: transfer parameters}")
     add_trust(p)
     p.set_defaults(func=cmd_params)
@@ -404,7 +419,16 @@ def _warn_single_process_launch() -> None:
               file=sys.stderr)
 
 
+def _tolerant_output() -> None:
+    """A terminal that cannot print "→" or "ω" (PYTHONIOENCODING=latin-1, a C locale) gets escapes instead of an
+    error after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    _tolerant_output()
     args = build_parser().parse_args(argv)
     _warn_single_process_launch()
     from .models import untrusted_hub_allowed
@@ -417,6 +441,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
         print(f"scalearn-lite: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a library's own "disk full" (safetensors, torch) outside a folder write
+        from .io import is_disk_full
+
+        if not is_disk_full(err):
+            raise
+        print(f"scalearn-lite: error: no space left on the device ({str(err).splitlines()[0]}); free some space "
+              "and rerun", file=sys.stderr)
         return 2
 
 

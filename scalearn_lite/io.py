@@ -6,6 +6,7 @@ writer left behind are removed by the next writer of the same folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -35,25 +36,61 @@ def _open_tmp(path: Path):
     return fd, tmp
 
 
-def write_json(path, obj) -> None:
-    """Write JSON to `path` atomically (temporary file in the same folder, then rename)."""
+class DiskFullError(OSError):
+    """No space left (or quota exceeded) while writing: one line naming the file or folder."""
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True for ENOSPC / EDQUOT, also as the text of a library's own error (safetensors: "StorageFull")."""
+    if isinstance(err, DiskFullError):
+        return True
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    text = str(err)
+    return "No space left on device" in text or "StorageFull" in text or "Disk quota exceeded" in text
+
+
+def _short(err: BaseException) -> str:
+    text = getattr(err, "strerror", None) or str(err)
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _write_atomically(path, fill) -> None:
+    """Write `path` through a temporary file beside it renamed into place; on failure the temporary file is removed
+    and the error names `path` (DiskFullError when the disk is full)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _open_tmp(path)
-    with os.fdopen(fd, "w") as fh:
+    tmp = None
+    try:
+        fd, tmp = _open_tmp(path)
+        with os.fdopen(fd, "w") as fh:
+            fill(fh)
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise DiskFullError(f"cannot write {path}: no space left on the device; free some space and "
+                                "rerun") from None
+        raise OSError(f"cannot write {path}: {_short(err)}") from None
+    except BaseException:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, obj) -> None:
+    """Write JSON to `path` atomically (temporary file in the same folder, then rename)."""
+    def fill(fh):
         json.dump(obj, fh, indent=2, sort_keys=False, default=float)
         fh.write("\n")
-    os.replace(tmp, path)
+
+    _write_atomically(path, fill)
 
 
 def write_text(path, text: str) -> None:
     """Write text to `path` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _open_tmp(path)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda fh: fh.write(text))
 
 
 def read_json(path) -> dict:
@@ -306,6 +343,12 @@ def _atomic_dir(final) -> Iterator[Path]:
             yield tmp
             write_manifest(tmp)  # sizes and sha256 of everything written, checked before reuse (damage)
             _swap_in(tmp, final)
+        except Exception as err:
+            if is_disk_full(err):  # any writer's way of saying so (safetensors, torch, json): one line, the folder
+                raise DiskFullError(f"cannot write {final}: no space left on the device ({_short(err)}); nothing "
+                                    "was saved there (a finished folder that was there is kept): free some space "
+                                    "and rerun") from None
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful swap
 

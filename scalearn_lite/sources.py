@@ -28,7 +28,7 @@ from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import main_metric
 from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
-from .models import (attention_used, check_config_file, check_model, encoder_layers, load_base, load_config,
+from .models import (attention_used, check_model, encoder_layers, load_base, load_config,
                      model_id, quiet_activation)
 from .scaling import AdapterWeights
 from .tasks import Task, get_task
@@ -435,18 +435,10 @@ def check_adapter_files(folder: Path, config, base: Optional[str], name: str) ->
 
 
 def _check_hub_adapter(ref: str, config) -> None:
-    """Check a hub adapter's adapter_config.json when it can be fetched (or is cached); else leave it to loading
-    (hub.download_adapter checks it again). An id outside our table needs the opt-in (hub.check_trusted)."""
-    hub.check_trusted(ref)
-    try:
-        from huggingface_hub import hf_hub_download
-
-        path = hf_hub_download(ref, "adapter_config.json")
-        meta = read_json(path)
-    except Exception:  # offline, not cached, not a plain hub repo: loading will say what is wrong
-        return
-    check_config_file(path)
-    _check_adapter_config(meta, config, ref)
+    """A hub adapter, before any training: an id of our table (or the opt-in, hub.check_trusted), fetched (or in the
+    cache: hub.download_adapter checks its configs), and fitting the base model as a local folder must."""
+    folder = hub.download_adapter(ref)  # offline and not cached, or no such repository: a clear error, now
+    check_adapter_files(folder, config, None, ref)
 
 
 def check_untrusted(model: str, refs: Sequence[str] = ()) -> None:
@@ -464,7 +456,7 @@ def check_untrusted(model: str, refs: Sequence[str] = ()) -> None:
 
 def check_sources(refs, preset: Preset, data_dir=None) -> None:
     """Before any training: every source is a task whose data is there, an adapter folder that fits the base
-    model (hidden size, layers, architecture, seq_bn fields, intact files), or a hub id (checked if reachable)."""
+    model (hidden size, layers, architecture, seq_bn fields, intact files), or a hub id (fetched and checked alike)."""
     config = None
     for ref in refs:
         ref = str(ref)
@@ -579,10 +571,19 @@ def order_sources(target: Task, sources: Sequence[str], include_target: bool = T
                          "--exclude-target (include_target=False) removes: add other sources, or drop --exclude-target")
     if not ordered:
         raise ValueError("empty source list: give at least one source task, adapter folder or hub id")
-    dupes = sorted({s for s in ordered if ordered.count(s) > 1})
+    keys = [_source_key(s) for s in ordered]  # "cola" and "CoLA", a folder and its absolute path: one source
+    dupes = sorted({s for s, k in zip(ordered, keys) if keys.count(k) > 1})
     if dupes:
         raise ValueError(f"duplicate sources {dupes}: list each source once")
     return ordered
+
+
+def _source_key(ref: str) -> str:
+    """What a source reference means: its task name, a folder's resolved path, or the hub id."""
+    if task_name_of(ref):
+        return task_name_of(ref)
+    folder = Path(ref).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else ref
 
 
 def task_name_of(ref: str) -> Optional[str]:

@@ -74,3 +74,39 @@ def test_unknown_method_and_preset_fail_cleanly(data_dir):
     assert res.returncode == 2 and "unknown method 'magic'" in res.stderr
     res = cli("train-source", "rte", "--preset", "huge", "--data-dir", str(data_dir))
     assert res.returncode == 2 and "unknown preset 'huge'" in res.stderr
+
+
+# ---------------------------------------------------------------- argument checks before any work
+@pytest.mark.parametrize("argv, option", [
+    (["demo", "--seeds", "0"], "--seeds"), (["demo", "--seeds", "-1"], "--seeds"),
+    (["reproduce", "--benchmark", "glue", "--seeds", "0"], "--seeds"), (["demo", "--jobs", "0"], "--jobs"),
+    (["transfer", "rte", "--seed", "-1"], "--seed"), (["train-source", "rte", "--seed", "-1"], "--seed"),
+    (["transfer", "rte", "--k-shot", "0"], "--k-shot"), (["params", "--sources", "0"], "--sources"),
+    (["params", "--hidden-size", "8", "--num-layers", "-1"], "--num-layers"), (["bench", "--repeats", "0"], "--repeats"),
+    (["transfer", "rte", "--seed", "x"], "--seed")])
+def test_bad_numbers_are_refused_by_the_parser_naming_the_option(argv, option, capsys, monkeypatch):
+    import scalearn_lite.sources as sources
+
+    def boom(*a, **k):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(sources, "fit_source", boom)
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"argument {option}: must be an integer" in err, err
+
+
+def test_a_terminal_that_cannot_print_arrows_does_not_turn_a_saved_run_into_an_error(data_dir, monkeypatch, tmp_path):
+    import io
+
+    from scalearn_lite.config import get_preset
+    from scalearn_lite.sources import train_source
+
+    train_source("rte", get_preset("tiny"), data_dir=data_dir, seed=0, progress=False)  # cached: nothing to train
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", out)
+    code = main(["train-source", "rte", "--preset", "tiny", "--data-dir", str(data_dir), "--quiet"])
+    out.flush()
+    assert code == 0 and b"\\u2192" in raw.getvalue()  # "→" escaped, not an error

@@ -5,7 +5,8 @@ import stat
 
 import pytest
 
-from scalearn_lite.io import MANIFEST, atomic_dir, check_writable, damage, foreign_entries, read_json, write_json
+from scalearn_lite.io import (MANIFEST, DiskFullError, atomic_dir, check_writable, damage, foreign_entries, read_json,
+                              write_json)
 
 
 def test_atomic_dir_replaces_or_leaves_nothing(tmp_path):
@@ -126,3 +127,52 @@ def test_a_manifest_records_every_file_and_finds_truncation(tmp_path):
     assert damage(final) == "head/w.safetensors is missing"
     (final / MANIFEST).unlink()
     assert damage(final) is None  # folders written before manifests: nothing to check against
+
+
+# ------------------------------------------------------------------------------------- disk full
+SAFETENSORS_FULL = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+
+
+def test_a_full_disk_names_the_folder_keeps_the_old_one_and_leaves_no_temp(tmp_path):
+    import errno
+
+    from safetensors import SafetensorError
+
+    final = tmp_path / "run"
+    with atomic_dir(final) as tmp:
+        write_json(tmp / "metrics.json", {"run": 1})
+    with pytest.raises(DiskFullError, match=f"cannot write {final}: no space left on the device .*StorageFull"):
+        with atomic_dir(final) as tmp:
+            raise SafetensorError(SAFETENSORS_FULL)  # what save_file says when the disk fills
+    assert read_json(final / "metrics.json") == {"run": 1} and damage(final) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    import scalearn_lite.io as io_mod
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(io_mod.json, "dump", full)
+        with pytest.raises(DiskFullError, match=f"cannot write {tmp_path / 'x.json'}: no space left"):
+            write_json(tmp_path / "x.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary file left
+
+
+def test_the_cli_says_disk_full_in_one_line_with_exit_2(monkeypatch, capsys, tmp_path):
+    from safetensors import SafetensorError
+
+    from scalearn_lite import cli
+
+    def writes(args):
+        with atomic_dir(tmp_path / "run") as tmp:
+            raise SafetensorError(SAFETENSORS_FULL)
+
+    def elsewhere(args):
+        raise SafetensorError(SAFETENSORS_FULL)
+
+    for command, named in ((writes, str(tmp_path / "run")), (elsewhere, "StorageFull")):
+        monkeypatch.setattr(cli, "cmd_tasks", command)
+        assert cli.main(["tasks"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no space left on the device" in err and named in err, err

@@ -129,3 +129,35 @@ def test_the_attention_kernel_is_part_of_the_stage1_cache_key(data_dir):
     sdpa = train_source("rte", TINY.with_(attention="sdpa"), data_dir=data_dir, seed=0, progress=False)
     assert eager.metrics["attention"] == "eager"
     assert not sdpa.cached and sdpa.metrics["attention"] == "sdpa"  # retrained, not taken from the eager one
+
+
+def test_one_source_named_twice_is_refused_and_glue_prefix_is_the_task(tmp_path):
+    from scalearn_lite.sources import order_sources, resolve_source
+
+    with pytest.raises(ValueError, match=r"duplicate sources \['CoLA', 'cola'\]"):
+        order_sources(get_task("rte"), ["cola", "CoLA"])
+    with pytest.raises(ValueError, match="duplicate sources"):
+        order_sources(get_task("rte"), ["glue/cola", "cola"])
+    folder = tmp_path / "a"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="duplicate sources"):
+        order_sources(get_task("rte"), [str(folder), str(tmp_path / "." / "a")])
+    assert order_sources(get_task("rte"), ["glue/cola"]) == ["glue/cola", "rte"]
+
+
+def test_a_missing_hub_source_is_found_before_any_source_trains(data_dir, tmp_path, monkeypatch):
+    import importlib
+
+    from scalearn_lite import sources as sources_mod
+    tr = importlib.import_module("scalearn_lite.transfer")
+
+    def boom(*a, **k):
+        raise AssertionError("a source trained first")
+
+    monkeypatch.setattr(sources_mod, "fit_source", boom)
+    monkeypatch.setattr(sources_mod, "train_source", boom)
+    monkeypatch.setenv("SCALEARN_ALLOW_UNTRUSTED_HUB", "1")  # trusted: what matters here is that it is missing
+    with pytest.raises(ValueError, match="cannot download hub adapter 'evil/nonexistent'"):
+        tr.transfer("rte", ["sst2", "evil/nonexistent"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run",
+                    progress=False)
+    assert not (tmp_path / "run").exists()
