@@ -11,12 +11,13 @@ which was trained as exactly that. Only a new head is trained on top of the soup
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from .config import ScaLearnConfig
+from .config import FIXED_OMEGA
 from .models import quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
 from .sources import is_task_ref, load_adapter_into, load_task_data, source_weights
@@ -119,7 +120,7 @@ def build_soup(net, tokenizer, task, spec, rows, data_dir) -> dict:
     chosen = soup_selection(ranking, spec.preset.soup_k, spec.preset.soup_weighting)
     refs = dict(zip(spec.sources, spec.source_refs))
     souped = soup_weights([source_weights(net, refs[n], n) for n, _ in chosen], [w for _, w in chosen])
-    cfg = ScaLearnConfig(omega_shape="scalar", omega_dropout=0.0, init_std=0.0)
+    cfg = replace(FIXED_OMEGA, omega_shape="scalar")
     sl = attach(net, ScaLearn(cfg, ["soup"], [[w] for w in souped], net.config.hidden_size))
     sl.set_omega(torch.tensor(1.0), trainable=False)
     return {"ranking": ranking, "chosen": [n for n, _ in chosen], "weights": dict(chosen),

@@ -34,6 +34,9 @@ VARIANTS = {
     "scalearn_pp": ScaLearnConfig(share_layers=True),
     "scalearn_uniform_pp": ScaLearnConfig(omega_shape="scalar", share_layers=True, omega_dropout=0.0),
 }
+# The controls that keep ω fixed (nothing of ω trains, no dropout, no init noise): "average" sets it to 1/S,
+# "fixed_omega" keeps ScaLearn's start 2/S, the probes of notebook 02 set it by hand. Named once, here.
+FIXED_OMEGA = ScaLearnConfig(omega_dropout=0.0, init_std=0.0)
 PAPER_NAMES = {
     "scalearn": "ScaLearn",
     "scalearn_uniform": "ScaLearnUniform",
@@ -76,6 +79,10 @@ class Preset:
     target_epochs: int = 30  # the target's own adapter (paper: as a source, up to 30)
     target_patience: Optional[int] = 5  # its early stopping on validation loss (paper: 5)
     transfer_lr: float = 6e-3  # ScaLearn ω + head, linear decay (paper: 6e-3)
+    # ω's own peak rate (None: transfer_lr, as in the paper). Adam moves ω by at most about lr per step, so its
+    # travel in a run is bounded by lr·Σ(schedule) ≈ lr·(T+1)/2: several units in the paper's runs, 0.075 in 24
+    # steps at 6e-3. A miniature that keeps the head's rate can keep ω's travel comparable with this field.
+    omega_lr: Optional[float] = None
     transfer_epochs: int = 30  # paper: 30, best epoch kept
     transfer_select_by: str = "loss"  # stage-2 checkpoint: lowest validation "loss" (paper, GLUE/SuperGLUE) or best "metric"
     transfer_patience: Optional[int] = None  # ScaLearn / average / head only: none in the paper (all 30 epochs)
@@ -109,6 +116,8 @@ class Preset:
             raise ValueError(f"own_adapter_seed must be one of {OWN_ADAPTER_SEEDS}, got {self.own_adapter_seed!r}")
         if self.soup_weighting not in SOUP_WEIGHTINGS:
             raise ValueError(f"soup_weighting must be one of {SOUP_WEIGHTINGS}, got {self.soup_weighting!r}")
+        if self.omega_lr is not None and not self.omega_lr > 0:
+            raise ValueError(f"omega_lr must be > 0 (or None: transfer_lr), got {self.omega_lr}")
         for name in ("few_shot_steps", "soup_k", "batch_size", "source_epochs", "target_epochs", "transfer_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -116,6 +125,10 @@ class Preset:
     def with_(self, **changes) -> "Preset":
         """A copy with some fields changed (None values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def omega_rate(self) -> float:
+        """ω's peak learning rate: omega_lr, or transfer_lr where it is not set (the paper: one rate)."""
+        return self.transfer_lr if self.omega_lr is None else self.omega_lr
 
     def length_for(self, task_name: str) -> int:
         """Tokens per input for a task: its override (paper: MultiRC 324) or max_length."""
@@ -154,6 +167,19 @@ PRESETS = {
     "demo": _CPU.with_(name="demo", target_lr=3e-3, target_epochs=3, transfer_epochs=3, finetune_lr=6e-4),
     # The paper's protocol on a GPU.
     "paper": Preset(name="paper", model="roberta-base", task_max_length=(("multirc", 324),)),
+    # Colab's free T4, one class session (the notebooks' full mode): roberta-base, AdapterHub's pf adapters as the
+    # sources (no stage 1 for them), targets cut to 2,000 rows x 3 epochs (189 stage-2 steps), so that each notebook
+    # fits 15 minutes on a T4 by the estimate in notebooks/README.md (benchmarks/t4_estimate.py). ω's travel bound
+    # omega_lr·(T+1)/2 = 0.06·(189+1)/2 = 5.7 against the paper's 6e-3·(2,130+1)/2 = 6.4 for RTE (71 steps x 30
+    # epochs); few-shot: 0.06·(60+1)/2 = 1.8 (paper 6e-3·(1,000+1)/2 = 3.0). The head keeps the paper's 6e-3; stage-1
+    # and fusion rates are the paper's x3 and x10 for the short budgets: chosen, not yet tuned on a GPU.
+    "colab": Preset(
+        name="colab", model="roberta-base", task_max_length=(("multirc", 324),), max_validation=500,
+        source_max_train=2000, source_lr=1e-3, source_epochs=2, source_patience=None,
+        max_train=2000, target_lr=1e-3, target_epochs=3, target_patience=None,
+        transfer_lr=6e-3, omega_lr=6e-2, transfer_epochs=3, fusion_lr=5e-4, fusion_patience=None,
+        few_shot_steps=60, few_shot_patience=5, few_shot_max_validation=64,
+    ),
 }
 
 

@@ -9,6 +9,8 @@ best loss over the grid; the score of a rate is the mean of these ratios. Stage 
 task it trains an adapter for (targets and sources: one stage-1 rate trains them all); then each transfer group, on
 the targets, over sources trained at the chosen stage-1 rate. The four ScaLearn variants share ScaLearn's rate (as
 in the paper), and so do the head-only baselines (average, head_only, adaptersoup), which train the same new head.
+The "omega" group picks ω's own rate (omega_lr, the head keeping transfer_lr) on all four variants at once: each
+(target, variant) pair counts as one task of the mean, so one rate serves the four as in the paper.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from .config import PRESETS, Preset
+from .methods import OMEGA_METHODS
 from .sources import train_source
 from .tasks import get_task
 from .transfer import transfer
@@ -27,6 +30,7 @@ GROUPS = {
     "scalearn": ("transfer_lr", "scalearn"),
     "adapterfusion": ("fusion_lr", "adapterfusion"),
     "finetune": ("finetune_lr", "finetune"),
+    "omega": ("omega_lr", OMEGA_METHODS),  # ω's own rate, the head at transfer_lr; scored on all four variants
 }
 PAPER = PRESETS["paper"]
 
@@ -42,9 +46,15 @@ def _task_names(sources: Sequence[str]) -> List[str]:
     return names
 
 
-def _score(group: str, preset: Preset, target: str, sources: Sequence[str], out: Path, data_dir, progress) -> dict:
+def _paper_rate(field: str) -> float:
+    """The paper's rate behind a preset field (ω's: the transfer rate, the paper has one rate for ω and head)."""
+    return PAPER.omega_rate() if field == "omega_lr" else getattr(PAPER, field)
+
+
+def _score(group: str, preset: Preset, target: str, sources: Sequence[str], out: Path, data_dir, progress,
+           method: str = None) -> dict:
     """Validation loss and headline metric of one run (seed 0)."""
-    field, method = GROUPS[group]
+    method = method or GROUPS[group][1]
     if method in ("source", "target"):
         m = train_source(target, preset, data_dir=data_dir, out=out, progress=progress, role=method).metrics
         return {"validation_loss": m["validation"]["loss"], "validation_metric": m["validation"][m["metric"]],
@@ -64,11 +74,15 @@ def lr_grid(preset: Preset, targets: Sequence[str], sources: Sequence[str], grou
     for group in (g for g in GROUPS if g in groups):  # stage 1 first: the sources depend on its rate
         field = GROUPS[group][0]
         tasks = [t for t in _task_names(sources) if t not in targets] if group == "source" else list(targets)
+        methods = GROUPS[group][1]
+        if isinstance(methods, tuple):  # one rate for several methods: each (target, method) is a task of the mean
+            tasks = [f"{t}:{m}" for t in tasks for m in methods]
         rows = []
         for factor in factors:
-            lr = float(f"{getattr(PAPER, field) * factor:.3g}")
+            lr = float(f"{_paper_rate(field) * factor:.3g}")
             trial = preset.with_(**{field: lr})
-            runs = {t: _score(group, trial, t, sources, out / group / f"x{factor:g}" / t, data_dir, progress)
+            runs = {t: _score(group, trial, t.split(":")[0], sources, out / group / f"x{factor:g}" / t.replace(":", "-"),
+                              data_dir, progress, t.split(":")[1] if ":" in t else None)
                     for t in tasks}
             rows.append({"factor": factor, "lr": lr, "runs": runs})
         for r in rows:  # each task's loss over its best loss in the grid, averaged over tasks
@@ -76,7 +90,7 @@ def lr_grid(preset: Preset, targets: Sequence[str], sources: Sequence[str], grou
                                                                             for x in rows) for t in tasks) / len(tasks)
         best = min(rows, key=lambda r: r["relative_loss"])
         preset = preset.with_(**{field: best["lr"]})
-        result[group] = {"field": field, "paper_lr": getattr(PAPER, field), "rows": rows, "chosen_lr": best["lr"]}
+        result[group] = {"field": field, "paper_lr": _paper_rate(field), "rows": rows, "chosen_lr": best["lr"]}
     return {"groups": result, "preset": preset}
 
 

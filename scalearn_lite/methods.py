@@ -11,19 +11,24 @@ from typing import List
 import torch
 
 from .baselines import build_fusion, build_soup
-from .config import PAPER_NAMES, VARIANTS, ScaLearnConfig
+from .config import FIXED_OMEGA, PAPER_NAMES, VARIANTS, Preset, ScaLearnConfig
 from .scaling import AdapterWeights, ScaLearn, attach
 from .sources import source_weights
 from .tasks import Task
 
 OMEGA_METHODS = tuple(VARIANTS)  # scalearn, scalearn_uniform, scalearn_pp, scalearn_uniform_pp
-BASELINES = ("adapter", "adapterfusion", "average", "head_only", "adaptersoup", "finetune")
+# fixed_omega: ScaLearn's ω frozen at its start 2/S, only the head trains: the control that tells learning from
+# the initial scale (every claim that *learned* ω helps stands beside it)
+BASELINES = ("adapter", "adapterfusion", "fixed_omega", "average", "head_only", "adaptersoup", "finetune")
 METHODS = OMEGA_METHODS + BASELINES
-METHOD_NAMES = {**PAPER_NAMES, "adapter": "Adapter", "adapterfusion": "AdapterFusion", "average": "Average (ω=1/S)",
+METHOD_NAMES = {**PAPER_NAMES, "adapter": "Adapter", "adapterfusion": "AdapterFusion",
+                "fixed_omega": "ω fixed at 2/S", "average": "Average (ω=1/S)",
                 "head_only": "Head only (ω=0)", "adaptersoup": "AdapterSoup", "finetune": "Full fine-tuning"}
 HEAD = "target"
 # nothing below the head trains: the encoder's outputs on the validation rows are the same every epoch
-FIXED_ENCODER = ("average", "head_only", "adaptersoup")
+FIXED_ENCODER = ("fixed_omega", "average", "head_only", "adaptersoup")
+# methods whose ω is fixed, not learned: (what ω is set to, as a function of S)
+FIXED_OMEGA_VALUE = {"fixed_omega": lambda S: FIXED_OMEGA.init_scale / S, "average": lambda S: 1.0 / S}
 
 
 def check_method(method: str) -> str:
@@ -50,9 +55,9 @@ def build_method(net, tokenizer, task: Task, spec, rows, data_dir):
     m = spec.method
     if m in OMEGA_METHODS:
         build_scalearn(net, spec.sources, spec.source_refs, VARIANTS[m])
-    elif m == "average":
-        sl = build_scalearn(net, spec.sources, spec.source_refs, ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
-        sl.set_omega(torch.tensor(1.0 / len(spec.sources)), trainable=False)
+    elif m in FIXED_OMEGA_VALUE:
+        sl = build_scalearn(net, spec.sources, spec.source_refs, FIXED_OMEGA)
+        sl.set_omega(torch.tensor(FIXED_OMEGA_VALUE[m](len(spec.sources))), trainable=False)
     elif m == "adaptersoup":
         return None, build_soup(net, tokenizer, task, spec, rows, data_dir)
     elif m == "adapterfusion":
@@ -80,6 +85,15 @@ def trainable(net, method: str) -> List[torch.nn.Parameter]:
     return params
 
 
+def param_groups(net, params: List[torch.nn.Parameter], method: str, preset: Preset) -> list:
+    """The optimiser's groups: ω at the preset's ω rate (omega_lr, else transfer_lr), everything else at the
+    method's rate (fit's lr). One group, as in the paper, where the two rates are equal."""
+    if method not in OMEGA_METHODS or preset.omega_rate() == preset.transfer_lr:
+        return [{"params": params}]
+    omega = net.scalearn.omega.weight
+    return [{"params": [p for p in params if p is not omega]}, {"params": [omega], "lr": preset.omega_rate()}]
+
+
 def transfer_parameters(net, method: str) -> int:
     """Parameters the method learns for transfer, the head excluded (paper's count)."""
     if method in OMEGA_METHODS:
@@ -92,9 +106,16 @@ def transfer_parameters(net, method: str) -> int:
 
 
 def omega_snapshot(net) -> dict:
-    """ω per layer × source (mean over hidden units) flattened into history columns."""
+    """ω per layer × source flattened into history columns: omega/<l>/<source> the mean over hidden units,
+    omega_abs/<l>/<source> the mean |ω − 2/S| over hidden units (how far the units moved from the start)."""
     if not hasattr(net, "scalearn"):
         return {}
-    values = net.scalearn.omega.layer_values().mean(-1)  # (L, S)
-    return {f"omega/{l}/{s}": float(values[l, i]) for l in range(values.shape[0])
-            for i, s in enumerate(net.scalearn.sources)}
+    sl = net.scalearn
+    values = sl.omega.layer_values().float()  # (L, S, d|1)
+    means = values.mean(-1)  # (L, S)
+    moved = (values - sl.cfg.init_scale / len(sl.sources)).abs().mean(-1)  # (L, S)
+    out = {}
+    for kind, table in (("omega", means), ("omega_abs", moved)):
+        out.update({f"{kind}/{l}/{s}": float(table[l, i]) for l in range(table.shape[0])
+                    for i, s in enumerate(sl.sources)})
+    return out

@@ -7,6 +7,7 @@ head on them; `sweep_one` scales one source at a time, `sweep_two` spans a 2-D g
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import pandas as pd
@@ -14,7 +15,8 @@ import torch
 import torch.nn as nn
 
 from . import data as data_mod
-from .config import Preset, ScaLearnConfig, get_preset
+from .config import FIXED_OMEGA, Preset, get_preset
+from .device import autocast, default_device, model_device, precision_for, to_device
 from .encoding import make_loader
 from .metrics import compute_metrics, decide_problem, main_metric
 from .models import load_base
@@ -38,7 +40,7 @@ class ProbeBench:
 
     def __init__(self, target: str, sources: Sequence[str], preset: Union[str, Preset], *, seed: int = 0,
                  data_dir=None, max_train: Optional[int] = None, include_target: bool = True,
-                 progress: bool = False):
+                 progress: bool = False, device=None):
         from .sources import encode_splits, load_task_data, resolve_source
         from .methods import build_scalearn
         from .sources import order_sources, source_label
@@ -54,10 +56,12 @@ class ProbeBench:
         rows = load_task_data(self.task, self.preset, data_dir, seed=seed)
         set_seed(seed)
         self.net, self.tokenizer = load_base(base.model, base.num_layers, base.attention)
-        cfg = ScaLearnConfig(omega_shape="scalar", omega_dropout=0.0, init_std=0.0)
+        cfg = replace(FIXED_OMEGA, omega_shape="scalar")
         self.scalearn = build_scalearn(self.net, self.sources, refs, cfg)
         self.scalearn.set_omega(torch.tensor(0.0), trainable=False)
-        self.net.eval()
+        self.net.to(default_device() if device is None else device).eval()  # CUDA when there is one
+        # on a GPU its precision (device.precision_for: bf16, or fp16 on a T4); on the CPU fp32
+        self.precision = precision_for(model_device(self.net))
         self.feats = encode_splits(self.task, rows, self.tokenizer, self.preset)
         self.seed, self._cache = seed, {}
 
@@ -73,10 +77,13 @@ class ProbeBench:
         return self._cache[key]
 
     def _encode(self, feats: List[dict]):
-        xs, ys = [], []
+        """(X (N, d) first-token outputs in fp32 on the CPU, y (N,)); the encoder runs on its own device."""
+        xs, ys, where = [], [], model_device(self.net)
         for batch in make_loader(feats, self.task, self.tokenizer, self.preset.eval_batch_size):
             ys.append(batch.pop("labels"))
-            xs.append(self.net.base_model(**batch).last_hidden_state[:, 0])  # (B, d)
+            with autocast(where):
+                hidden = self.net.base_model(**to_device(batch, where)).last_hidden_state  # (B, T, d)
+            xs.append(hidden[:, 0].float().cpu())  # (B, d)
         return torch.cat(xs), torch.cat(ys)
 
     def score(self, omega: Sequence[float], epochs: int = 10, lr: float = 1e-3, batch_size: int = 32) -> dict:

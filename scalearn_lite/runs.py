@@ -17,7 +17,8 @@ from typing import List, Optional, Sequence
 import torch
 
 from .baselines import fuse_sources
-from .config import VARIANTS, Preset, ScaLearnConfig, preset_from_dict
+from .config import FIXED_OMEGA, VARIANTS, Preset, preset_from_dict
+from .device import default_device
 from .hub import is_hub_id
 from .io import atomic_dir, damage, read_json, write_json, write_text
 from .methods import HEAD, OMEGA_METHODS, build_scalearn
@@ -210,12 +211,13 @@ def load_omega(folder: Path) -> dict:
     raise FileNotFoundError(f"{folder} has neither {OMEGA_FILE} nor omega.pt: the run folder is incomplete")
 
 
-RELOADABLE = OMEGA_METHODS + ("average", "adapterfusion")
+RELOADABLE = OMEGA_METHODS + ("fixed_omega", "average", "adapterfusion")
 
 
-def load_run(folder, *, allow_changed_sources: bool = False,
+def load_run(folder, device=None, *, allow_changed_sources: bool = False,
              allow_untrusted_hub: Optional[bool] = None) -> tuple:
     """Rebuild a saved run (a ScaLearn variant, `average` or `adapterfusion`): (model in eval mode, tokenizer, task, config).
+    The model goes to `device` (None: device.default_device(), where training runs: CUDA when there is one).
     Checked first: the folder's files (check_intact), its sources' weights (check_sources_unchanged; opt-in
     `allow_changed_sources`), its base model and hub sources (sources.check_untrusted; opt-in `allow_untrusted_hub`)."""
     folder = Path(folder)
@@ -235,12 +237,12 @@ def load_run(folder, *, allow_changed_sources: bool = False,
         else:
             _load_omega(net, folder, cfg)
     _load_head(net, folder)
-    net.eval()
+    net.to(default_device() if device is None else device).eval()
     return net, tokenizer, get_task(cfg["target"]), cfg
 
 
 def _load_omega(net, folder: Path, cfg: dict) -> None:
-    variant = VARIANTS.get(cfg["method"], ScaLearnConfig(omega_dropout=0.0, init_std=0.0))
+    variant = VARIANTS.get(cfg["method"], FIXED_OMEGA)
     sl = build_scalearn(net, cfg["sources"], cfg["source_refs"], variant)
     saved = load_omega(folder)
     if saved["sources"] != sl.sources or saved["omega"].shape != sl.omega.weight.shape:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as metrics_mod
 from .config import CPU_PRECISIONS
+from .device import autocast as device_autocast, model_device, precision_for, to_device
 from . import tracking
 from .encoding import token_length, make_loader
 
@@ -115,9 +116,8 @@ def _accelerator(cfg: Optional["FitConfig"] = None):
     kw = {"dataloader_config": DataLoaderConfiguration(split_batches=True)}
     if cfg is not None:
         kw.update(tracking.accelerator_kwargs(cfg.report_to, cfg.logging_dir))
-    if torch.cuda.is_available():
-        mp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return Accelerator(mixed_precision=mp, **kw)
+    if torch.cuda.is_available():  # fp16 gives accelerate's GradScaler (GPUs without native bf16: T4, V100)
+        return Accelerator(mixed_precision=precision_for("cuda"), **kw)
     return Accelerator(cpu=True, **kw)  # CPU bf16 is our own autocast: accelerate's precision is fixed per process
 
 
@@ -192,9 +192,9 @@ def frozen_linears_cast(model, device_type: str, cpu_precision: str):
 
 
 def precision_used(cpu_precision: str) -> str:
-    """A label for metrics.json: "cuda bf16", "cuda fp16", "cpu bf16" or "cpu fp32"."""
+    """A label for metrics.json: "cuda bf16", "cuda fp16", "cpu bf16" or "cpu fp32" (device.precision_for)."""
     if torch.cuda.is_available():
-        return "cuda " + ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        return "cuda " + precision_for("cuda")
     return "cpu " + resolve_cpu_precision(cpu_precision)
 
 
@@ -215,9 +215,11 @@ def predict(model, task, feats: List[dict], tokenizer, head: Optional[str] = Non
     was_training = model.training
     model.eval()
     outs, losses, n = [], 0.0, 0
-    with frozen_linears_cast(model, accelerator.device.type, cpu_precision):
+    device = model_device(model)  # the inputs go where the model is, wherever the accelerator put the batches
+    with frozen_linears_cast(model, device.type, cpu_precision):
         for batch in loader:
-            with _autocast(accelerator, cpu_precision):
+            batch = to_device(batch, device)
+            with device_autocast(device, resolve_cpu_precision(cpu_precision)):
                 logits = _forward(model, batch, head)
             logits, labels = accelerator.gather_for_metrics((logits.float(), batch["labels"]))  # all processes' rows
             loss = loss_fn(task.problem, logits, labels)
@@ -243,7 +245,8 @@ def evaluate(model, task, feats: List[dict], tokenizer, head: Optional[str] = No
     return result
 
 
-def _schedule(optimizer, total_steps: int, warmup_ratio: float):
+def _factor(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    """The learning-rate factor of each step: linear warm-up over warmup_ratio of the steps, then linear decay."""
     warmup = int(total_steps * warmup_ratio)
 
     def factor(step: int) -> float:
@@ -251,7 +254,11 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
             return (step + 1) / max(warmup, 1)
         return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return factor
+
+
+def _schedule(optimizer, total_steps: int, warmup_ratio: float):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _factor(total_steps, warmup_ratio))
 
 
 def step_budget(steps_per_epoch: int, epochs: Optional[int], max_steps: Optional[int]) -> tuple:
@@ -287,20 +294,38 @@ def _tracked_config(cfg: FitConfig) -> dict:
     return {k: v for k, v in vars(cfg).items() if k not in ("report_to", "logging_dir", "run_name", "progress")}
 
 
+def _param_groups(params) -> List[dict]:
+    """torch's optimiser groups from a list of parameters or of groups ({"params": [...], "lr": ...}); parameters
+    without a gradient and groups left empty are dropped."""
+    params = list(params)
+    groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+    out = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
+    return [g for g in out if g["params"]]
+
+
+def schedule_sum(total_steps: int, warmup_ratio: float = 0.0) -> float:
+    """Σ over a run's optimiser steps of the schedule's factor (linear warm-up, then linear decay): a parameter
+    trained by Adam at peak rate lr moves by at most about lr · this in the whole run ((T+1)/2 without warm-up)."""
+    factor = _factor(total_steps, warmup_ratio)
+    return float(sum(factor(step) for step in range(total_steps)))
+
+
 def fit(model, task, train_feats: List[dict], val_feats: List[dict], tokenizer, cfg: FitConfig, *,
         params: List[torch.nn.Parameter], head: Optional[str] = None,
         extra_loss: Optional[Callable[[], Optional[torch.Tensor]]] = None,
         on_epoch: Optional[Callable[[], dict]] = None) -> FitResult:
-    """Train `params` of `model` on `train_feats`; keep the best epoch on `val_feats` (restored at the end)."""
+    """Train `params` of `model` on `train_feats`; keep the best epoch on `val_feats` (restored at the end).
+    `params`: a list of parameters (all at cfg.lr) or of optimiser groups ({"params": [...], "lr": own rate})."""
     set_seed(cfg.seed)
     accelerator = _accelerator(cfg)
-    params = [p for p in params if p.requires_grad]
+    groups = _param_groups(params)
+    params = [p for g in groups for p in g["params"]]
     if not params:
         raise ValueError("nothing to train: no parameter requires a gradient")
     loader = make_loader(train_feats, task, tokenizer, cfg.batch_size, shuffle=True, seed=cfg.seed)
     steps_per_epoch = math.ceil(len(train_feats) / cfg.batch_size)
     total, epochs = step_budget(steps_per_epoch, cfg.epochs, cfg.max_steps)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _schedule(optimizer, total, cfg.warmup_ratio)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     _warn_partial_batch(accelerator, len(train_feats), cfg.batch_size)

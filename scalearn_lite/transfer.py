@@ -16,14 +16,15 @@ import torch
 from . import data as data_mod
 from .config import Preset, get_preset
 from .io import atomic_dir, check_writable, folder_lock, write_json
-from .methods import FIXED_ENCODER, HEAD, build_method, check_method, omega_snapshot, trainable, transfer_parameters
-from .metrics import main_metric
+from .methods import (FIXED_ENCODER, HEAD, OMEGA_METHODS, build_method, check_method, omega_snapshot, param_groups,
+                      trainable, transfer_parameters)
+from .metrics import loss_check, main_metric
 from .models import attention_used, load_base, model_id, reuse_eval_outputs
 from .runs import RunResult, TransferSpec, reuse_run, run_config, run_dir, write_run
 from .sources import (Stage1Adapter, add_task_head, check_sources, check_untrusted, encode_splits, load_task_data, order_sources,
                       read_weights, resolve_source, source_names, stage1_adapter, train_source, weights_file)
 from .tasks import Task, get_task
-from .train import FitConfig, evaluate, fit, precision_used, set_seed
+from .train import FitConfig, evaluate, fit, precision_used, schedule_sum, set_seed
 
 
 @dataclass
@@ -190,7 +191,8 @@ def _fit(spec: TransferSpec, task: Task, rows, names_in: List[str], data_dir, ma
     start = time.perf_counter()
     # a fixed encoder scores the validation rows once, not every epoch (the same outputs to the last bit)
     with reuse_eval_outputs(net.base_model) if method in FIXED_ENCODER else nullcontext():
-        result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg, params=params, head=HEAD,
+        result = fit(net, task, feats["train"], feats["validation"], tokenizer, cfg,
+                     params=param_groups(net, params, method, preset), head=HEAD,
                      extra_loss=extra, on_epoch=lambda: omega_snapshot(net))
     test = evaluate(net, task, feats["test"], tokenizer, HEAD, preset.eval_batch_size,
                     cpu_precision=preset.cpu_precision)
@@ -226,6 +228,7 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
             return _adapter_baseline(task, spec, final, data_dir, progress)
         run = _fit(spec, task, rows, names_in, data_dir, None, progress, tracking)
         metrics = run.metrics()
+        metrics.update(loss_check(task, rows, run.result.history, f"{method} → {task.name}"))  # a failed run says so
         write_run(final, spec, run.net, run.result, metrics)
     return RunResult(final, metrics)
 
@@ -241,6 +244,10 @@ def _metrics(task, spec, net, params, result, test, seconds, rows, soup) -> dict
            "wall_seconds": seconds,
            "rows": {k: len(v) for k, v in rows.items()}, "base": model_id(spec.preset.model, spec.preset.num_layers),
            "precision": precision_used(spec.preset.cpu_precision), "attention": attention_used(spec.preset.attention)}
+    if spec.method in OMEGA_METHODS:  # how far Adam could move ω in this run: lr · Σ(schedule)
+        out["omega_lr"] = spec.preset.omega_rate()
+        out["omega_travel_bound"] = spec.preset.omega_rate() * schedule_sum(result.step_budget,
+                                                                             spec.preset.warmup_ratio)
     if soup:
         out["adaptersoup"] = soup
     return out

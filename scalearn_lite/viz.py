@@ -64,6 +64,35 @@ def omega_spread(run_or_model: RunLike) -> pd.DataFrame:
     return pd.DataFrame(spread, index=_layer_index(spread.shape[0]), columns=pd.Index(rec["sources"], name="source"))
 
 
+def _per_unit(rec: dict) -> np.ndarray:
+    """ω of a record per layer × source × hidden unit, (L, S, d), or (L, S, 1) for the scalar variants."""
+    if rec.get("per_unit") is not None:
+        return np.asarray(rec["per_unit"], dtype=float)  # (L, S, d)
+    return np.asarray(rec["per_layer_source"], dtype=float)[..., None]  # (L, S, 1)
+
+
+def omega_change(run_or_model: RunLike) -> dict:
+    """How far ω moved from its start 2/S, per layer × source, as two (L, S) frames: "mean" = the signed mean
+    change over hidden units (what a heatmap of ω shows), "abs" = the mean |ω − 2/S| over hidden units (how far the
+    units moved: a vector ω can move per unit while its mean stays at 2/S). Scalar ω: both are ω − 2/S, |ω − 2/S|."""
+    rec = _omega_record(run_or_model)
+    delta = _per_unit(rec) - init_value(len(rec["sources"]))  # (L, S, d|1)
+    columns = pd.Index(rec["sources"], name="source")
+    return {name: pd.DataFrame(values, index=_layer_index(values.shape[0]), columns=columns)
+            for name, values in (("mean", delta.mean(-1)), ("abs", np.abs(delta).mean(-1)))}  # (L, S) each
+
+
+def omega_stats(run_or_model: RunLike) -> pd.DataFrame:
+    """One row per layer × source: ω's mean, min and max over hidden units and mean_abs_change = mean |ω − 2/S|."""
+    rec = _omega_record(run_or_model)
+    values = _per_unit(rec)  # (L, S, d|1)
+    change = omega_change(rec)["abs"].to_numpy()
+    rows = [{"layer": l, "source": s, "mean": values[l, i].mean(), "min": values[l, i].min(),
+             "max": values[l, i].max(), "mean_abs_change": change[l, i]}
+            for l in range(values.shape[0]) for i, s in enumerate(rec["sources"])]
+    return pd.DataFrame(rows)
+
+
 def target_source_frame(runs: Mapping[str, RunLike], columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """targets × sources: each run's ω averaged over layers (and units); NaN where a source was not used."""
     rows = {target: omega_frame(run).mean(axis=0) for target, run in runs.items()}
@@ -186,35 +215,76 @@ def variant_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True,
         f, ax=ax, title=title, vmax=vmax, annot=annot, cbar=cbar, center=c), save)
 
 
+MOVE_CMAP = "Greens"  # how far ω moved, |ω − 2/S| >= 0: white = not at all
+
+
+def movement_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True):
+    """Two rows of heatmaps per variant ({variant: run}), layer × source: the signed mean change of ω from 2/S over
+    hidden units (diverging, white = unchanged on average) and the mean |ω − 2/S| (white = no unit moved); each row
+    one colour scale. Returns the Figure."""
+    import seaborn as sns
+
+    from .config import PAPER_NAMES
+
+    changes = {v: omega_change(r) for v, r in runs.items()}
+    first = next(iter(changes.values()))["mean"]
+    n = len(changes)
+    fig, axes = _plt().subplots(2, n, figsize=(0.6 + n * (0.9 + 1.0 * first.shape[1]), 2.0 + 0.9 * first.shape[0]),
+                                squeeze=False)
+    vmean = _vmax(*(c["mean"] for c in changes.values()))
+    vabs = _vmax(*(c["abs"] for c in changes.values()))
+    for i, (variant, c) in enumerate(changes.items()):
+        last = i == n - 1
+        sns.heatmap(c["mean"], ax=axes[0, i], cmap=OMEGA_CMAP, center=0.0, vmin=-vmean, vmax=vmean, annot=annot,
+                    fmt=".2f", linewidths=0.5, linecolor="white", cbar=last)
+        sns.heatmap(c["abs"], ax=axes[1, i], cmap=MOVE_CMAP, vmin=0.0, vmax=vabs, annot=annot, fmt=".2f",
+                    linewidths=0.5, linecolor="white", cbar=last)
+        _layer_source_axes(axes[0, i], f"{PAPER_NAMES.get(variant, variant)}\nmean of ω − 2/S", None)
+        _layer_source_axes(axes[1, i], "mean |ω − 2/S| over units", None)
+        if i:
+            axes[0, i].set_ylabel("")
+            axes[1, i].set_ylabel("")
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
+
+
 def _history(run: RunLike) -> pd.DataFrame:
     path = Path(run.path if hasattr(run, "path") else run)
     return pd.read_csv(path / "history.csv" if path.is_dir() else path)
 
 
-def omega_over_training(run: RunLike, ax=None, layer: Optional[int] = None, save=None):
-    """ω per source after each epoch (history.csv): the mean over layers with a min–max band, or one `layer`."""
+def omega_over_training(run: RunLike, ax=None, layer: Optional[int] = None, save=None, what: str = "mean"):
+    """ω per source after each epoch (history.csv): the mean over layers with a min–max band, or one `layer`.
+    what="mean": ω (its mean over hidden units); what="abs": how far the units moved, mean |ω − 2/S|."""
     from matplotlib.ticker import MaxNLocator
 
+    if what not in ("mean", "abs"):
+        raise ValueError(f"what must be 'mean' or 'abs', got {what!r}")
     hist = _history(run)
-    cols = [c for c in hist.columns if c.startswith("omega/")]
+    prefix = "omega/" if what == "mean" else "omega_abs/"
+    cols = [c for c in hist.columns if c.startswith(prefix)]  # omega/<l>/<source>
     if not cols:
-        raise ValueError("this run's history.csv has no ω columns (only ScaLearn variants record ω)")
+        raise ValueError(f"this run's history.csv has no {prefix} columns (only ScaLearn variants record ω; "
+                         "mean |ω − 2/S| since the ω-learning budget)")
     ax = _new_ax(ax, (6, 3.6))
     sources = list(dict.fromkeys(c.split("/", 2)[2] for c in cols))
     epochs = hist["epoch"].to_numpy() + 1  # ω is recorded after each epoch
     for s in sources:
         per_layer = hist[[c for c in cols if c.split("/", 2)[2] == s]].to_numpy()  # (epochs, L)
         if layer is not None:
-            ax.plot(epochs, hist[f"omega/{layer}/{s}"], marker="o", label=s)
+            ax.plot(epochs, hist[f"{prefix}{layer}/{s}"], marker="o", label=s)
             continue
         line, = ax.plot(epochs, per_layer.mean(1), marker="o", label=s)
         ax.fill_between(epochs, per_layer.min(1), per_layer.max(1), color=line.get_color(), alpha=0.15)
-    ax.axhline(2.0 / len(sources), color="grey", ls="--", lw=1, label="init 2/S")
+    if what == "mean":
+        ax.axhline(2.0 / len(sources), color="grey", ls="--", lw=1, label="init 2/S")
     ax.axhline(0.0, color="black", lw=0.6)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("ω" + (f" (layer {layer})" if layer is not None else " (mean over layers, band: min–max)"))
-    ax.set_title("ω during training")
+    name = "ω" if what == "mean" else "mean |ω − 2/S|"
+    ax.set_ylabel(name + (f" (layer {layer})" if layer is not None else " (mean over layers, band: min–max)"))
+    ax.set_title("ω during training" if what == "mean" else "how far ω moved during training")
     ax.legend(fontsize="small", ncol=2)
     _save(ax.figure, save)
     return ax
@@ -233,11 +303,13 @@ def contribution_frame(model, batches, cpu_precision: str = "fp32") -> pd.DataFr
     """
     import torch
 
+    from .device import model_device, to_device
     from .models import encoder_layers
     from .train import cpu_bf16, frozen_linears_cast
 
     sl = model.scalearn
-    device = next(model.parameters()).device.type
+    where = model_device(model)  # the inputs go to the model's device
+    device = where.type
     outputs = [layer.output for layer in encoder_layers(model)]
     sums = torch.zeros(len(outputs), len(sl.sources), dtype=torch.float64)  # (L, S)
     count, mask = 0, None
@@ -246,7 +318,7 @@ def contribution_frame(model, batches, cpu_precision: str = "fp32") -> pd.DataFr
         def fn(module, args, _out):
             ups, residual = module.parts(*args)  # (S, B, T, d), (B, T, d)
             ratio = ups.float().norm(dim=-1) / residual.float().norm(dim=-1).clamp(min=1e-12)  # (S, B, T)
-            sums[l] += (ratio * mask).sum((1, 2)).double()  # (S,) summed over real tokens
+            sums[l] += (ratio * mask).sum((1, 2)).double().cpu()  # (S,) summed over real tokens
         return fn
 
     was_training = model.training
@@ -256,7 +328,7 @@ def contribution_frame(model, batches, cpu_precision: str = "fp32") -> pd.DataFr
         with torch.no_grad(), frozen_linears_cast(model, device, cpu_precision), \
                 torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16(device, cpu_precision)):
             for batch in batches:
-                inputs = {k: v.reshape(-1, v.shape[-1]) for k, v in batch.items()  # (B, C, T) choices → (B·C, T)
+                inputs = {k: v.reshape(-1, v.shape[-1]).to(where) for k, v in batch.items()  # (B, C, T) → (B·C, T)
                           if k in ("input_ids", "attention_mask", "token_type_ids")}
                 mask = inputs["attention_mask"].float()  # (B, T), or (B·C, T) for choices
                 model.base_model(**inputs)
@@ -304,14 +376,15 @@ def variant_contributions(frames: Mapping[str, pd.DataFrame], save=None):
                         "what each source adds: ‖ω_i ⊙ A_i(h)‖ / ‖f + x‖, mean over validation tokens")
 
 
-def variant_training(runs: Mapping[str, RunLike], save=None):
-    """ω over training (omega_over_training) for each variant side by side; returns the Figure."""
+def variant_training(runs: Mapping[str, RunLike], save=None, what: str = "mean"):
+    """ω over training (omega_over_training, `what` "mean" or "abs") for each variant side by side; returns the
+    Figure."""
     from .config import PAPER_NAMES
 
     plt = _plt()
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False, sharey=True)
     for i, (variant, run) in enumerate(runs.items()):
-        ax = omega_over_training(run, ax=axes[0, i])
+        ax = omega_over_training(run, ax=axes[0, i], what=what)
         ax.set_title(PAPER_NAMES.get(variant, variant))
         if i:
             ax.set_ylabel("")
@@ -338,18 +411,22 @@ def fusion_attention_frame(model, loader_or_batch, fusion=None, head: Optional[s
     """AdapterFusion attention per layer × source, (L, S): averaged over every non-padding token of the batches."""
     import torch
 
+    from .device import model_device
+
     setup = _fusion_setup(model, fusion)
+    where = model_device(model)  # the inputs go to the model's device
     batches = [loader_or_batch] if isinstance(loader_or_batch, Mapping) else loader_or_batch
     total, count = None, 0.0
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for batch in batches:
-            inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            inputs = {k: v.to(where) for k, v in batch.items()
+                      if k in ("input_ids", "attention_mask", "token_type_ids")}
             out = model(**inputs, output_adapter_fusion_attentions=True, **({"head": head} if head else {}))
             per_layer = out["adapter_fusion_attentions"][setup.name]  # {layer: {location: (B, T, S)}}
             mask = inputs["attention_mask"].float()  # (B, T)
-            sums = torch.stack([_location_mean(per_layer[l], mask) for l in sorted(per_layer)])  # (L, S)
+            sums = torch.stack([_location_mean(per_layer[l], mask) for l in sorted(per_layer)]).float().cpu()  # (L, S)
             total = sums if total is None else total + sums
             count += float(mask.sum())
     model.train(was_training)

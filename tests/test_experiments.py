@@ -59,6 +59,14 @@ def test_demo_writes_the_table_csv_and_plots_and_reproduce_reuses_its_runs(data_
     assert f"| {majority:.2f} |" in floor  # MRPC's majority class on the test rows the runs are scored on
     assert (out / "omega_heatmaps_mrpc.png").stat().st_size > 1000 and (out / "efficiency.png").is_file()
     assert (out / "contributions_mrpc.png").stat().st_size > 1000 and (out / "omega_training_mrpc.png").is_file()
+    assert (out / "omega_movement_mrpc.png").stat().st_size > 1000  # signed mean change and mean |ω − 2/S|
+    assert (out / "omega_movement_training_mrpc.png").is_file()
+    omega = pd.read_csv(out / "omega.csv")  # every ScaLearn-variant run, per layer × source
+    assert list(omega.columns) == ["target", "method", "seed", "layer", "source", "mean", "min", "max",
+                                   "mean_abs_change"]
+    assert len(omega) == 2 * 2 * 2 and set(omega.method) == {"scalearn"}  # seeds × layers × (rte, mrpc's own)
+    assert (omega["min"] <= omega["mean"]).all() and (omega["mean"] <= omega["max"]).all()
+    assert "How far ω moved" in md and "bound lr·Σ(schedule)" in md
     assert "zoo 0." in md or "zoo " in md  # the header times the zoo apart from the runs
     zoo = (out / "zoo.md").read_text()
     assert "| rte | accuracy |" in zoo  # the demo's source zoo and its quality

@@ -36,14 +36,32 @@ def test_grid_keeps_the_lowest_validation_loss_and_tunes_transfer_on_the_chosen_
     assert table.count("**chosen**") == 2 and "| target | ×10 |" in table
 
 
+@pytest.mark.slow
+def test_omega_group_tunes_omegas_own_rate_on_all_four_variants_with_the_head_at_the_transfer_rate(data_dir, tmp_path):
+    res = lr_grid(PRESETS["tiny"], ["mrpc"], ["sst2"], groups=["omega"], factors=[1, 10], data_dir=data_dir,
+                  out=tmp_path, progress=False)
+    g = res["groups"]["omega"]
+    assert g["field"] == "omega_lr" and g["paper_lr"] == PRESETS["paper"].transfer_lr  # the paper: one rate
+    variants = ["scalearn", "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp"]
+    assert all(sorted(r["runs"]) == sorted(f"mrpc:{v}" for v in variants) for r in g["rows"])
+    assert res["preset"].omega_lr == g["chosen_lr"] and res["preset"].transfer_lr == PRESETS["tiny"].transfer_lr
+    for row in g["rows"]:
+        for v in variants:
+            config = read_json(tmp_path / "omega" / f"x{row['factor']:g}" / f"mrpc-{v}" / "config.json")
+            assert config["method"] == v and config["preset"]["omega_lr"] == row["lr"]
+            assert config["preset"]["transfer_lr"] == PRESETS["tiny"].transfer_lr  # the head keeps its rate
+    assert "| omega | ×10 |" in format_table(res["groups"])
+
+
 def test_unknown_group_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown group"):
         lr_grid(PRESETS["tiny"], ["mrpc"], ["sst2"], groups=["ω"], out=tmp_path)
 
 
-@pytest.mark.parametrize("preset", ["cpu", "demo"])
-def test_a_preset_uses_the_rates_its_grid_chose(preset):
-    path = ROOT / "benchmarks" / f"lr_grid_{preset}.json"
+@pytest.mark.parametrize("preset,name", [("cpu", "lr_grid_cpu"), ("demo", "lr_grid_demo"),
+                                         ("demo", "lr_grid_demo_omega")])
+def test_a_preset_uses_the_rates_its_grid_chose(preset, name):
+    path = ROOT / "benchmarks" / f"{name}.json"
     if not path.is_file():
         pytest.skip(f"{path} not found: run `scalearn-lite lr-grid --preset {preset} --json {path.relative_to(ROOT)}`")
     grid = json.loads(path.read_text())

@@ -217,3 +217,25 @@ def test_eager_and_sdpa_attention_compute_the_same_layer_and_auto_is_eager_on_cp
     assert attention_used("auto") == "sdpa"
     with pytest.raises(ValueError, match="attention must be one of"):
         Preset(name="x", attention="flash")
+
+
+def test_param_groups_train_each_group_at_its_own_rate():
+    """fit takes optimiser groups: Adam's first step moves each parameter by about its group's rate (|g / √g²|)."""
+    task, m, f = get_task("rte"), model(), feats(8)
+    head = [p for n, p in m.named_parameters() if n.startswith("heads.")]
+    fast, slow = head[0], head[1:]
+    before = [p.detach().clone() for p in head]
+    cfg = FitConfig(lr=1e-3, epochs=1, batch_size=8, progress=False, max_grad_norm=0.0)
+    res = fit(m, task, f, f, Tok(), cfg, params=[{"params": slow}, {"params": [fast], "lr": 1e-1}], head="h")
+    assert res.steps == 1
+    moved = [(p.detach() - b).abs().max().item() for p, b in zip(head, before)]
+    assert moved[0] == pytest.approx(1e-1, rel=1e-2)  # the group's own rate
+    assert max(moved[1:]) == pytest.approx(1e-3, rel=1e-2)  # FitConfig.lr for the rest
+
+
+def test_schedule_sum_bounds_adams_travel():
+    """Σ of the schedule's factors: (T+1)/2 under linear decay (24 steps at 6e-3: ω moves at most 0.075)."""
+    assert train_mod.schedule_sum(24) == pytest.approx(12.5)
+    assert 6e-3 * train_mod.schedule_sum(24) == pytest.approx(0.075)
+    # warm-up over 2 of 8 steps (1/2, 1), then decay 6/6 .. 1/6
+    assert train_mod.schedule_sum(8, warmup_ratio=0.25) == pytest.approx(0.5 + 1 + 21 / 6)

@@ -330,3 +330,66 @@ def test_variant_training_plots_each_variants_history(tmp_path):
     for i, s in enumerate(SOURCES):
         cols = [f"omega/{l}/{s}" for l in range(3)]
         np.testing.assert_allclose(fig.axes[0].get_lines()[i].get_ydata(), hist[cols].to_numpy().mean(1))
+
+
+def test_omega_change_and_stats_match_a_plain_torch_recomputation():
+    """How far ω moved, recomputed in plain torch: signed mean and mean |ω − 2/S| over hidden units, min, max."""
+    model = _random_scalearn_model()
+    omega = model.scalearn.omega.weight.detach().double()  # (L, S, d)
+    delta = omega - 2 / omega.shape[1]
+    change = viz.omega_change(model)
+    np.testing.assert_allclose(change["mean"].to_numpy(), delta.mean(-1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(change["abs"].to_numpy(), delta.abs().mean(-1).numpy(), rtol=1e-6)
+    assert list(change["abs"].columns) == SOURCES
+    stats = viz.omega_stats(model)
+    assert list(stats.columns) == ["layer", "source", "mean", "min", "max", "mean_abs_change"]
+    assert len(stats) == omega.shape[0] * omega.shape[1]
+    row = stats[(stats.layer == 1) & (stats.source == SOURCES[2])].iloc[0]
+    assert row["min"] == pytest.approx(omega[1, 2].min().item(), rel=1e-6)
+    assert row["max"] == pytest.approx(omega[1, 2].max().item(), rel=1e-6)
+    assert row["mean_abs_change"] == pytest.approx(delta[1, 2].abs().mean().item(), rel=1e-6)
+
+
+def test_vector_omega_can_move_per_unit_while_its_mean_stays_at_the_start():
+    """The reason for the second panel: ± moves that cancel leave the mean (and a heatmap of it) white."""
+    model = _random_scalearn_model()
+    w = model.scalearn.omega.weight
+    with torch.no_grad():
+        w.fill_(2 / 3)
+        w[..., 0::2] += 0.4
+        w[..., 1::2] -= 0.4  # hidden size even: the mean stays at 2/S
+    change = viz.omega_change(model)
+    np.testing.assert_allclose(change["mean"].to_numpy(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(change["abs"].to_numpy(), 0.4, rtol=1e-5)
+    fig = viz.movement_heatmaps({"scalearn": model})
+    titled = {ax.get_title(): ax for ax in fig.axes}
+    mean_ax, abs_ax = titled["ScaLearn\nmean of ω − 2/S"], titled["mean |ω − 2/S| over units"]
+    assert {t.get_text() for t in mean_ax.texts} <= {"0.00", "-0.00"}
+    assert {t.get_text() for t in abs_ax.texts} == {"0.40"}
+
+
+def test_scalar_omega_change_is_the_plain_difference(tmp_path):
+    folder, _ = write_run(tmp_path / "run", vector=False)
+    rec = json.loads((folder / "omega.json").read_text())
+    delta = np.asarray(rec["per_layer_source"]) - 2 / len(SOURCES)
+    change = viz.omega_change(folder)
+    np.testing.assert_allclose(change["mean"].to_numpy(), delta)
+    np.testing.assert_allclose(change["abs"].to_numpy(), np.abs(delta))
+    assert (viz.omega_stats(folder)["min"] == viz.omega_stats(folder)["max"]).all()
+
+
+def test_omega_over_training_draws_how_far_omega_moved(tmp_path):
+    folder, _ = write_run(tmp_path / "run")
+    hist = pd.read_csv(folder / "history.csv")
+    for l in range(3):
+        for s in SOURCES:
+            hist[f"omega_abs/{l}/{s}"] = (hist[f"omega/{l}/{s}"] - 2 / 3).abs()
+    hist.to_csv(folder / "history.csv", index=False)
+    ax = viz.omega_over_training(folder, what="abs")
+    cols = [f"omega_abs/{l}/{SOURCES[1]}" for l in range(3)]
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), hist[cols].to_numpy().mean(1))
+    with pytest.raises(ValueError, match="what"):
+        viz.omega_over_training(folder, what="median")
+    old, _ = write_run(tmp_path / "old")  # written before the omega_abs columns existed
+    with pytest.raises(ValueError, match="omega_abs"):
+        viz.omega_over_training(old, what="abs")
