@@ -286,3 +286,44 @@ def best_constant(task, labels) -> Optional[float]:
 def main_metric(task) -> str:
     """The paper's headline metric for a task (a key of compute_metrics' result)."""
     return get_task(task).main_metric
+
+
+LOSS_WARN_RATIO = 2.0  # a best validation loss this many times the constant predictor's: the training failed
+
+
+def constant_loss(task, train_labels, validation_labels) -> Optional[float]:
+    """The validation loss of the best input-blind predictor, in the units of train.loss_fn: cross-entropy of the
+    training label frequencies (add-one smoothed) for classification, log(choices) for multiple choice, MSE of the
+    training mean for regression. None for multi-label and ReCoRD."""
+    task = get_task(task)
+    y = np.asarray(validation_labels)
+    if len(y) == 0 or len(train_labels) == 0:
+        return None
+    if task.problem == "regression":
+        return float(np.mean((y.astype(float) - float(np.mean(train_labels))) ** 2))
+    if task.problem == "multiple_choice":
+        return float(np.log(task.num_labels))
+    if task.problem != "classification":
+        return None
+    counts = np.bincount(np.asarray(train_labels, dtype=int), minlength=task.num_labels).astype(float) + 1.0
+    return float(-np.mean(np.log(counts[y.astype(int)] / counts.sum())))
+
+
+def loss_check(task, rows, history, what: str) -> dict:
+    """{"constant_validation_loss", "loss_vs_constant"} of a run: its best validation loss over the epochs / the
+    constant predictor's; plus "loss_warning" (also warned, loudly) when that ratio exceeds LOSS_WARN_RATIO.
+    {} where there is no constant predictor or no validation loss."""
+    import warnings
+
+    losses = [r["validation_loss"] for r in history if r.get("validation_loss") is not None]
+    const = constant_loss(task, [r["label"] for r in rows["train"]], [r["label"] for r in rows["validation"]])
+    if not losses or not const:
+        return {}
+    ratio = min(losses) / const
+    out = {"constant_validation_loss": const, "loss_vs_constant": ratio}
+    if ratio > LOSS_WARN_RATIO:
+        out["loss_warning"] = (f"{what}: the best validation loss {min(losses):.4g} is {ratio:,.1f}x that of a "
+                               f"constant predictor ({const:.4g}): training failed (learning rate far too high?); "
+                               "its scores mean nothing")
+        warnings.warn("WARNING " + out["loss_warning"], stacklevel=2)
+    return out

@@ -26,7 +26,7 @@ from . import data as data_mod
 from . import hub
 from .config import Preset, get_preset
 from .encoding import encode
-from .metrics import main_metric
+from .metrics import loss_check, main_metric
 from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
 from .models import (attention_used, check_model, encoder_layers, load_base, load_config,
                      model_id, quiet_activation)
@@ -359,6 +359,7 @@ def _train_and_save(task: Task, preset: Preset, final: Path, settings: dict, dat
                "seconds": result.seconds,
                "rows": {k: len(v) for k, v in rows.items()}, "precision": precision_used(preset.cpu_precision),
                "attention": attention_used(preset.attention)}
+    metrics.update(loss_check(task, rows, result.history, f"adapter for {task.name}"))  # a failed run says so
     with atomic_dir(final) as tmp:
         net.save_adapter(str(tmp), task.name, with_head=True, use_safetensors=True)
         write_json(tmp / SOURCE_META, {"settings": settings, "hidden_size": net.config.hidden_size,

@@ -148,3 +148,23 @@ def test_best_constant_is_the_floor_a_table_is_read_against():
     labels = [1] * 4 + [0] * 6
     assert M.best_constant("multirc", labels) == pytest.approx(2 * p / (1 + p))
     assert M.best_constant("stsb", [0.5, 3.0]) is None  # regression has no constant floor
+
+
+def test_the_constant_predictors_loss_by_hand():
+    from scalearn_lite.metrics import constant_loss
+
+    # train labels 0,0,0,1 -> add-one frequencies (4/6, 2/6); validation 0,1 -> -(log 4/6 + log 2/6) / 2
+    assert constant_loss("rte", [0, 0, 0, 1], [0, 1]) == pytest.approx(-(np.log(4 / 6) + np.log(2 / 6)) / 2)
+    assert constant_loss("stsb", [1.0, 3.0], [0.0, 4.0]) == pytest.approx(4.0)  # MSE of the train mean 2
+    assert constant_loss("copa", [0, 1], [1]) == pytest.approx(np.log(2))
+
+
+def test_a_loss_far_above_the_constant_predictors_is_warned_and_recorded():
+    from scalearn_lite.metrics import LOSS_WARN_RATIO, loss_check
+
+    rows = {"train": [{"label": 0}, {"label": 1}], "validation": [{"label": 0}, {"label": 1}]}  # constant: log 2
+    fine = loss_check("rte", rows, [{"validation_loss": 0.6}, {"validation_loss": 0.9}], "run")
+    assert fine["loss_vs_constant"] == pytest.approx(0.6 / np.log(2)) and "loss_warning" not in fine
+    with pytest.warns(UserWarning, match="WARNING run: the best validation loss 5.545e\\+04 is 80,000.0x"):
+        bad = loss_check("rte", rows, [{"validation_loss": 8e4 * np.log(2)}], "run")
+    assert bad["loss_vs_constant"] > LOSS_WARN_RATIO and "training failed" in bad["loss_warning"]

@@ -161,3 +161,11 @@ def test_a_missing_hub_source_is_found_before_any_source_trains(data_dir, tmp_pa
         tr.transfer("rte", ["sst2", "evil/nonexistent"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run",
                     progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_learning_rate_far_too_high_is_warned_and_recorded_in_metrics_json(data_dir, tmp_path):
+    preset = TINY.with_(source_max_train=64, max_validation=32, max_test=16, source_epochs=1, source_lr=1e4)
+    with pytest.warns(UserWarning, match="WARNING adapter for rte: the best validation loss .* constant predictor"):
+        res = train_source("rte", preset, data_dir=data_dir, out=tmp_path / "rte", progress=False)
+    saved = json.loads((res.path / "metrics.json").read_text())
+    assert saved["loss_vs_constant"] > 2 and "training failed" in saved["loss_warning"]

@@ -605,3 +605,23 @@ def test_task_table_covers_all_tasks_without_raising(monkeypatch):
     assert table["qnli"]["splits"] == {"train": 0, "validation": 0, "test": 5463} and table["qnli"]["note"]
     assert table["cb"]["num_labels"] == 3 and table["stsb"]["num_labels"] == 1
     assert table["sectors"]["num_labels"] is None
+
+
+def test_a_classification_train_file_with_one_class_is_refused_naming_it(tmp_path):
+    from scalearn_lite import cli
+
+    real = DATA_DIR / "glue_data" / "RTE"
+    if not real.is_dir():
+        pytest.skip(f"real GLUE data not found at {real}")
+    folder = tmp_path / "glue_data" / "RTE"
+    folder.mkdir(parents=True)
+    lines = (real / "train.tsv").read_text(encoding="utf-8").split("\n")
+    kept = [lines[0]] + [l for l in lines[1:] if l.endswith("\tentailment")]
+    (folder / "train.tsv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    (folder / "dev.tsv").write_text((real / "dev.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{folder / 'train.tsv'}: all {len(kept) - 1} training rows of 'rte' have "
+                                         "the label 'entailment'; a classifier needs at least 2 classes"):
+        data.load_splits("rte", tmp_path)
+    assert cli.main(["train-source", "rte", "--preset", "tiny", "--data-dir", str(tmp_path), "--quiet",
+                     "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()

@@ -190,12 +190,31 @@ def load_splits(task, data_dir=None, source: str = "auto", seed: int = SPLIT_SEE
         kind, root = choose_source(task, data_dir, source)
         paths = local_paths(task, root) if kind == "local" and task.benchmark != "humset" else None
         raise no_train_error(task, describe_source(task, data_dir, source), paths)
+    _check_classes(task, raw, data_dir, source)
     train, validation, test = _protocol_splits(task, raw, seed)
     if k_shot is not None:
         train = first_k_shot(train, k_shot)
     elif max_train is not None:
         train = subsample(task, train, max_train, seed)
     return DatasetDict(train=train, validation=validation, test=test)
+
+
+def _check_classes(task: Task, raw: Dict[str, Rows], data_dir, source: str) -> None:
+    """A classification task's training file (the dev file of a dev-only source) must hold at least 2 classes:
+    with one, a model learns nothing and scores 100% on validation rows cut from the same file."""
+    split = "train" if "train" in raw else "test"
+    if task.problem != "classification" or not raw.get(split):
+        return
+    labels = sorted({str(r.get(task.label_field)) for r in raw[split]})
+    if len(labels) < 2:
+        kind, root = choose_source(task, data_dir, source)
+        where = (local_paths(task, root)[split] if kind == "local" and task.benchmark != "humset"
+                 else describe_source(task, data_dir, source))
+        label = labels[0]
+        if label.lstrip("-").isdigit() and 0 <= int(label) < len(task.label_names):  # hub schema: a class index
+            label = task.label_names[int(label)]
+        raise ValueError(f"{where}: all {len(raw[split])} training rows of {task.name!r} have the label {label!r}; "
+                         "a classifier needs at least 2 classes to learn anything: use the task's full training file")
 
 
 def _protocol_splits(task: Task, raw: Dict[str, Rows], seed: int):
