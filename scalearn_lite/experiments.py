@@ -107,6 +107,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from .io import stop_on_interrupt
     from .transfer import stage1_plan, train_stage1
 
     rows = [None] * len(jobs)
@@ -128,7 +129,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress
     train_stage1([a for a in plan if a.role == "source"], preset, data_dir=data_dir, progress=progress)
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+                             initargs=(threads,)) as pool, stop_on_interrupt(pool):  # Ctrl-C: exit 130 promptly
         # first in the queue, in job order (seed 0's, which the transfers load, before the Adapter row's other seeds)
         own = [pool.submit(train_stage1, [a], preset, data_dir=data_dir, progress=False)
                for a in plan if a.role != "source"]

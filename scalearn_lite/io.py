@@ -116,6 +116,24 @@ def process_info() -> Tuple[int, int]:
     return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
+@contextlib.contextmanager
+def stop_on_interrupt(pool) -> Iterator[None]:
+    """Around the work of a concurrent.futures ProcessPoolExecutor (inside its `with`): on Ctrl-C (or any error)
+    the queued runs are cancelled and the workers stopped, so the executor's exit does not wait for them; run
+    folders are written atomically, so the ones already finished stay valid and the rest are simply absent."""
+    try:
+        yield
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in processes:
+            proc.join(timeout=10)
+        raise
+
+
 def is_main_process() -> bool:
     return process_info()[0] == 0
 

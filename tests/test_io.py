@@ -176,3 +176,26 @@ def test_the_cli_says_disk_full_in_one_line_with_exit_2(monkeypatch, capsys, tmp
         assert cli.main(["tasks"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "no space left on the device" in err and named in err, err
+
+
+# ------------------------------------------------------------------------------ Ctrl-C with workers
+def test_ctrl_c_cancels_queued_work_and_stops_the_workers_promptly():
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from scalearn_lite.io import stop_on_interrupt
+
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool, stop_on_interrupt(pool):
+            assert len({pool.submit(os.getpid).result() for _ in range(4)}) >= 1  # workers up
+            futures = [pool.submit(time.sleep, 30) for _ in range(6)]  # two running, four queued
+            time.sleep(1)
+            processes = list(pool._processes.values())
+            assert processes and all(p.is_alive() for p in processes)
+            start = time.perf_counter()
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main process
+    assert time.perf_counter() - start < 15  # not three rounds of 30 s
+    # the queued ones are cancelled (the one already handed to the call queue dies with its worker)
+    assert sum(f.cancelled() for f in futures) >= 3 and not any(p.is_alive() for p in processes)
