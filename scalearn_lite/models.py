@@ -148,8 +148,8 @@ def check_config_file(path) -> None:
 def check_model(name: str, allow_untrusted_hub: Optional[bool] = None, fetch: bool = True) -> None:
     """Before any from_pretrained of a base model: its config.json passes check_config_dict. A local folder's file is
     read; a hub id outside TRUSTED_MODELS needs the opt-in, and (with `fetch`) its config.json alone is downloaded."""
-    path = resolve_model(name)
-    folder = Path(path).expanduser()
+    embedded = name.lower() in _EMBEDDED_ALIASES  # its weights' sha256 is load_base's to check, not this one's
+    folder = embedded_model_path(verify=False) if embedded else Path(name).expanduser()
     if folder.is_dir():
         check_config_file(folder / "config.json")
         return
