@@ -2,11 +2,14 @@
 notebook 04. The probing experiment of notebook 02 is probing.py.
 
 Modes: "fast" (CI=true or SCALEARN_FAST=1: preset tiny, tiny subsets, minutes), "cpu" (a laptop: preset
-cpu, the embedded model) and "full" (a GPU, e.g. Colab: preset paper, roberta-base, hub data).
+cpu, the embedded model) and "full" (a GPU, e.g. Colab: preset colab, roberta-base, AdapterHub's pf adapters).
+Stand-ins for full mode without downloads (tests, an offline GPU): $SCALEARN_FULL_MODEL names a base-model folder
+used instead of roberta-base (`preset_of`), $SCALEARN_HUB_MIRROR a folder of hub adapters (hub.mirror_folder).
 """
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
@@ -16,6 +19,7 @@ import torch
 
 from . import data as data_mod
 from .config import Preset, get_preset, preset_from_dict
+from .device import model_device, to_device
 from .encoding import encode, make_loader
 from .hub import hub_adapter_ids, hub_refs
 from .io import read_json
@@ -24,7 +28,12 @@ from .tasks import get_task
 from .train import set_seed
 
 MODES = ("fast", "cpu", "full")
-PRESET_OF_MODE = {"fast": "tiny", "cpu": "cpu", "full": "paper"}
+PRESET_OF_MODE = {"fast": "tiny", "cpu": "cpu", "full": "colab"}  # the paper preset stays for `reproduce`
+HUB_SET_OF_MODE = {"fast": None, "cpu": None, "full": "pf"}  # AdapterHub's adapters as sources (hub.HUB_SETS)
+ENV_FULL_MODEL = "SCALEARN_FULL_MODEL"  # a base-model folder that stands in for full mode's roberta-base
+ENV_FULL_OVERRIDES = "SCALEARN_FULL_OVERRIDES"  # JSON {field: value} over full mode's preset (tests: few steps)
+ENV_HOME = "SCALEARN_HOME"  # one folder for runs and the stage-1 cache (default on Colab: see work_dir)
+COLAB_ROOT = Path("/content")  # Colab's working folder; Google Drive mounts at <it>/drive
 # AdapterHub's roberta-base Pfeiffer (seq_bn) adapters: a full-mode user can skip stage 1 with them. A view of the
 # one table in hub.py (HUB_SETS); hub.HUB_CAVEAT: they were selected on the dev split we use as test.
 HUB_ADAPTERS = hub_adapter_ids("pfeiffer")
@@ -46,6 +55,22 @@ def detect_mode() -> str:
     if fast_mode():
         return "fast"
     return "full" if torch.cuda.is_available() else "cpu"
+
+
+def preset_of(mode: str) -> Preset:
+    """The preset of a mode (PRESET_OF_MODE). Full mode only: $SCALEARN_FULL_MODEL replaces its base model with a
+    folder (a stand-in for roberta-base: tests, a machine without the download), $SCALEARN_FULL_OVERRIDES (JSON)
+    other fields (e.g. '{"max_train": 64}': the tests' few steps). The preset keeps its name."""
+    import json
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    preset = get_preset(PRESET_OF_MODE[mode])
+    if mode != "full":
+        return preset
+    changes = json.loads(os.environ.get(ENV_FULL_OVERRIDES, "").strip() or "{}")
+    stand_in = os.environ.get(ENV_FULL_MODEL, "").strip()
+    return preset.with_(**changes, **({"model": stand_in} if stand_in else {}))
 
 
 def by_mode(mode: str, **choices):
@@ -79,11 +104,31 @@ def find_data_dir() -> Optional[Path]:
     return None
 
 
+def on_colab() -> bool:
+    """True in a Colab runtime (its google.colab module is loaded)."""
+    return "google.colab" in sys.modules
+
+
+def work_dir() -> Optional[Path]:
+    """One folder for the runs and the stage-1 cache, shared by every notebook: $SCALEARN_HOME; on Colab
+    <Google Drive>/scalearn_lite when Drive is mounted at /content/drive (kept across sessions and runtimes), else
+    /content/scalearn_lite (kept while the runtime lives); elsewhere None (the repository's folders)."""
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser()
+    if not on_colab():
+        return None
+    drive = COLAB_ROOT / "drive" / "MyDrive"
+    return (drive if drive.is_dir() else COLAB_ROOT) / "scalearn_lite"
+
+
 def runs_root() -> Path:
-    """Where notebook run folders go: $SCALEARN_RUNS_DIR, else <repo>/runs/notebooks (gitignored)."""
+    """Where notebook run folders go: $SCALEARN_RUNS_DIR, else <work_dir>/runs, else <repo>/runs/notebooks."""
     env = os.environ.get("SCALEARN_RUNS_DIR")
     if env:
         return Path(env).expanduser()
+    if work_dir() is not None:
+        return work_dir() / "runs"
     return (repo_root() or Path.cwd()) / "runs" / "notebooks"
 
 
@@ -105,8 +150,9 @@ MODE_TEXT = {
             "`SCALEARN_FAST=1`.",
     "cpu": "the `cpu` preset: the 6-layer embedded all-MiniLM-L6-v2 on subsampled training sets. "
            "The default without a GPU (a laptop).",
-    "full": "the `paper` preset: roberta-base, full data from the Hugging Face hub, the paper's protocol. "
-            "The default on a GPU (e.g. Colab).",
+    "full": "the `colab` preset: roberta-base with AdapterHub's published `pf` adapters as sources, targets cut to "
+            "2,000 rows and 3 epochs so that each notebook fits a class session on Colab's free T4 GPU (the paper's "
+            "full protocol is the `paper` preset of `scalearn-lite reproduce`). The default on a GPU.",
 }
 
 
@@ -142,12 +188,18 @@ def setup(seed: int = 0, mode: Optional[str] = None, verbose: bool = True) -> En
     data_dir = find_data_dir()
     if data_dir is not None:
         os.environ[data_mod.ENV_DATA_DIR] = str(data_dir)
-    if repo_root() is None and not os.environ.get(data_mod.ENV_CACHE_DIR):
-        os.environ[data_mod.ENV_CACHE_DIR] = str(Path.cwd() / "data_cache")  # pip-installed: cache beside the notebook
+    home = work_dir()
+    if not os.environ.get(data_mod.ENV_CACHE_DIR) and (home is not None or repo_root() is None):
+        # one cache for every notebook: the work folder (Colab), else beside the notebook (pip-installed)
+        os.environ[data_mod.ENV_CACHE_DIR] = str((home or Path.cwd()) / "data_cache")
     set_seed(seed)
     _quiet_adapters_warning()
     device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
     env = Env(mode, PRESET_OF_MODE[mode], device, data_dir, data_mod.cache_dir(), runs_root(), seed)
+    if on_colab() and home == COLAB_ROOT / "scalearn_lite" and verbose:
+        print("runs and adapters are kept in /content/scalearn_lite while this runtime lives; to keep them across "
+              "notebooks and sessions, mount Google Drive first: from google.colab import drive; "
+              "drive.mount('/content/drive')")
     if verbose:
         _show(mode_text(mode))
         print(f"mode     {mode} (preset {env.preset})\ndevice   {device}, torch {torch.__version__}, "
@@ -289,11 +341,12 @@ class OmegaScorer:
     `scorer(None)` restores and scores the learned ω. Used by the ω sliders of notebook 04.
     """
 
-    def __init__(self, folder, split: str = "validation", max_rows: Optional[int] = None, data_dir=None):
+    def __init__(self, folder, split: str = "validation", max_rows: Optional[int] = None, data_dir=None,
+                 device=None):
         from .sources import load_task_data
         from .runs import load_run
 
-        self.net, self.tokenizer, task, cfg = load_run(folder)
+        self.net, self.tokenizer, task, cfg = load_run(folder, device)  # device None: CUDA when there is one
         preset = preset_from_dict(cfg["preset"])
         self.task = data_mod.resolve_labels(task, data_dir)
         rows = load_task_data(self.task, preset, data_dir, k_shot=cfg["k_shot"], seed=cfg["seed"])[split]
@@ -318,9 +371,11 @@ class OmegaScorer:
             sl.set_omega(self.learned)
 
     def table(self) -> pd.DataFrame:
-        """The metric under hand-made ω settings: learned, uniform 1/S, zero, and each source alone (one-hot)."""
+        """The metric under hand-made ω settings: learned, uniform 2/S (ω's start), uniform 1/S, zero, and each source
+        alone (one-hot). The head is the one trained with the learned ω for every row."""
         S = len(self.sources)
-        settings = {"learned ω": None, "uniform 1/S": [1.0 / S] * S, "zero (head only)": [0.0] * S}
+        settings = {"learned ω": None, "uniform 2/S (the start)": [2.0 / S] * S, "uniform 1/S": [1.0 / S] * S,
+                    "zero (head only)": [0.0] * S}
         settings.update({f"only {s} (one-hot)": [float(i == k) for i in range(S)] for k, s in enumerate(self.sources)})
         rows = [{"ω setting": name, self.metric: 100 * self(w)} for name, w in settings.items()]
         return pd.DataFrame(rows).set_index("ω setting")
@@ -336,7 +391,9 @@ def train_fusion(target: str, sources: Sequence[str], preset: Union[str, Preset]
 
 
 def batches(run_, split: str = "validation", batch_size: int = 32, max_rows: Optional[int] = None):
-    """A DataLoader over an in-memory run's encoded split (for fusion_attention_frame)."""
+    """The batches of an in-memory run's encoded split (for fusion_attention_frame), on its model's device."""
     feats = run_.feats[split][:max_rows] if max_rows else run_.feats[split]
-    return make_loader(feats, run_.task, run_.tokenizer, batch_size)
+    where = model_device(run_.net)
+    for batch in make_loader(feats, run_.task, run_.tokenizer, batch_size):
+        yield to_device(batch, where)
 

@@ -1,0 +1,88 @@
+"""The notebooks' helpers (scalearn_lite/course.py): full mode's preset and its stand-ins, and one folder for runs
+and the stage-1 cache on Colab (kept across notebooks on Google Drive). Device placement: tests/test_device.py."""
+import json
+import sys
+import types
+
+import pytest
+
+from scalearn_lite import course
+from scalearn_lite import data as data_mod
+from scalearn_lite.config import get_preset
+
+
+def test_full_mode_is_the_colab_preset_and_its_stand_ins(monkeypatch):
+    for name in (course.ENV_FULL_MODEL, course.ENV_FULL_OVERRIDES):
+        monkeypatch.delenv(name, raising=False)
+    assert course.preset_of("full") == get_preset("colab") and course.preset_of("cpu") == get_preset("cpu")
+    colab = get_preset("colab")
+    assert colab.model == "roberta-base" and colab.omega_rate() > colab.transfer_lr  # ω's own rate
+    assert get_preset("paper").max_train is None  # the paper's protocol stays, for reproduce
+    monkeypatch.setenv(course.ENV_FULL_MODEL, "/tmp/tiny-roberta")
+    monkeypatch.setenv(course.ENV_FULL_OVERRIDES, json.dumps({"max_train": 64}))
+    full = course.preset_of("full")
+    assert (full.name, full.model, full.max_train) == ("colab", "/tmp/tiny-roberta", 64)
+    assert course.preset_of("fast") == get_preset("tiny")  # only full mode takes the stand-ins
+    with pytest.raises(ValueError, match="mode"):
+        course.preset_of("gpu")
+
+
+def test_colab_preset_moves_omega_about_as_far_as_the_paper(monkeypatch):
+    """ω's travel bound lr·(T+1)/2 over an RTE run of 2,000 rows × 3 epochs, against the paper's 30 epochs of
+    2,241 rows at 6e-3 (what the preset's comment says)."""
+    colab, paper = get_preset("colab"), get_preset("paper")
+    steps = -(-2000 // colab.batch_size) * colab.transfer_epochs  # 63 × 3
+    paper_steps = -(-2241 // paper.batch_size) * paper.transfer_epochs  # 71 × 30
+    bound, paper_bound = colab.omega_rate() * (steps + 1) / 2, paper.omega_rate() * (paper_steps + 1) / 2
+    assert steps == 189 and round(bound, 1) == 5.7 and round(paper_bound, 1) == 6.4
+
+
+@pytest.fixture
+def colab(monkeypatch, tmp_path):
+    """A fake Colab: google.colab imported, /content is a temporary folder, no folder variables set."""
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(course, "COLAB_ROOT", tmp_path / "content")
+    for name in (course.ENV_HOME, "SCALEARN_RUNS_DIR", data_mod.ENV_CACHE_DIR):
+        monkeypatch.setenv(name, "")  # recorded, so that what setup() exports is undone after the test
+        monkeypatch.delenv(name)
+    return tmp_path / "content"
+
+
+def test_on_colab_runs_and_cache_share_one_folder_under_content(colab, capsys):
+    env = course.setup(mode="fast", verbose=True)
+    assert env.runs_dir == colab / "scalearn_lite" / "runs"
+    assert env.cache_dir == colab / "scalearn_lite" / "data_cache"
+    assert "drive.mount('/content/drive')" in capsys.readouterr().out  # how to keep them across notebooks
+
+
+def test_on_colab_with_drive_mounted_they_go_to_drive(colab, capsys):
+    (colab / "drive" / "MyDrive").mkdir(parents=True)
+    env = course.setup(mode="fast", verbose=True)
+    assert env.runs_dir == colab / "drive" / "MyDrive" / "scalearn_lite" / "runs"
+    assert env.cache_dir == colab / "drive" / "MyDrive" / "scalearn_lite" / "data_cache"
+    assert "drive.mount" not in capsys.readouterr().out
+
+
+def test_scalearn_home_wins_and_nothing_changes_off_colab(monkeypatch, tmp_path):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv(course.ENV_HOME, raising=False)
+    monkeypatch.delenv("SCALEARN_RUNS_DIR", raising=False)
+    assert course.work_dir() is None and course.runs_root().parts[-2:] == ("runs", "notebooks")
+    monkeypatch.setenv(course.ENV_HOME, str(tmp_path / "home"))
+    assert course.work_dir() == tmp_path / "home" and course.runs_root() == tmp_path / "home" / "runs"
+
+
+def test_omega_scorer_table_sets_omega_to_the_start_two_over_s_beside_one_over_s(monkeypatch):
+    """The set-ω-by-hand table of notebook 04 carries ω's start value 2/S (the fixed-ω control) next to 1/S."""
+    seen = {}
+
+    def fake_score(self, omega=None):
+        seen[None if omega is None else tuple(omega)] = True
+        return -1.0 if omega is None else sum(omega) / 100  # the table shows 100 × the score
+    monkeypatch.setattr(course.OmegaScorer, "__call__", fake_score)
+    scorer = course.OmegaScorer.__new__(course.OmegaScorer)
+    scorer.sources, scorer.metric = ["sst2", "qnli", "mrpc", "stsb"], "pearson"
+    table = scorer.table()["pearson"]
+    assert table["uniform 2/S (the start)"] == pytest.approx(2.0) and (0.5,) * 4 in seen  # ω_i = 2/S = 0.5
+    assert table["uniform 1/S"] == pytest.approx(1.0) and table["zero (head only)"] == 0.0
+    assert table["only stsb (one-hot)"] == pytest.approx(1.0) and table["learned ω"] == -100.0
