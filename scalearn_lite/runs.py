@@ -19,7 +19,7 @@ import torch
 from .baselines import fuse_sources
 from .config import FIXED_OMEGA, VARIANTS, Preset, preset_from_dict
 from .device import default_device
-from .hub import is_hub_id
+from .hub import check_adapter_configs, is_hub_id
 from .io import atomic_dir, damage, read_json, write_json, write_text
 from .methods import HEAD, OMEGA_METHODS, build_scalearn
 from .models import load_base, model_id, quiet_activation, untrusted_allowed, untrusted_hub_allowed
@@ -81,8 +81,8 @@ def check_intact(folder: Path) -> None:
     sha256 recorded when it was written (io.MANIFEST; folders written before manifests pass)."""
     problem = damage(folder)
     if problem:
-        raise ValueError(f"run folder {folder} is damaged: {problem}; rerun it with --force (transfer(..., force=True)) "
-                         "to retrain it, or delete the folder")
+        raise ValueError(f"run folder {folder} is corrupt: {problem}; rerun it with --force (transfer(..., "
+                         "force=True)) to retrain it, or delete the folder")
 
 
 def check_sources_unchanged(folder: Path, cfg: dict, allow_changed_sources: bool = False) -> None:
@@ -205,7 +205,7 @@ def load_omega(folder: Path) -> dict:
                 return {"omega": fh.get_tensor("omega"), "sources": json.loads(fh.metadata()["sources"])}
         except Exception as err:  # truncated or overwritten: safetensors' own message names no file
             raise ValueError(f"{folder / OMEGA_FILE} cannot be read ({type(err).__name__}: {err}): the run folder is "
-                             "damaged; rerun it with --force") from None
+                             "corrupt; rerun it with --force") from None
     if (folder / "omega.pt").is_file():
         return torch.load(folder / "omega.pt", map_location="cpu", weights_only=True)
     raise FileNotFoundError(f"{folder} has neither {OMEGA_FILE} nor omega.pt: the run folder is incomplete")
@@ -231,6 +231,8 @@ def load_run(folder, device=None, *, allow_changed_sources: bool = False,
     check_sources_unchanged(folder, cfg, allow_changed_sources)
     with untrusted_hub_allowed(untrusted_allowed(allow_untrusted_hub)):
         check_untrusted(preset.model, cfg["source_refs"])  # CVE-2026-4372: before anything is loaded
+        for part in ("head", "fusion"):  # the run's own adapter configs too
+            check_adapter_configs(folder / part)
         net, tokenizer = load_base(preset.model, preset.num_layers, preset.attention)
         if cfg["method"] == "adapterfusion":
             _load_fusion(net, folder, cfg)
@@ -271,4 +273,4 @@ def _load_head(net, folder: Path) -> None:
         net.load_head(str(folder / "head"), load_as=HEAD, use_safetensors=True)
     except Exception as err:  # adapters calls any unreadable file "a pytorch checkpoint"
         raise ValueError(f"{folder / 'head'} cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0]}): the "
-                         "run folder is damaged; rerun it with --force") from None
+                         "run folder is corrupt; rerun it with --force") from None

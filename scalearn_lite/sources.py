@@ -335,6 +335,8 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     preset = get_preset(preset)
     preset = preset.with_(model=model)
     check_untrusted(preset.model)  # before anything is written (CVE-2026-4372)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     role = effective_role(preset, role, k_shot)
     final = Path(out) if out is not None else source_dir(task, preset, seed, k_shot, role=role)
     settings = _settings(task, preset, seed, k_shot, role, data_dir)

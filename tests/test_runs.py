@@ -57,7 +57,8 @@ def test_a_truncated_file_is_named_on_load_and_the_folder_is_never_reused(damage
                                                                         capsys):
     run = copy_run(finished, tmp_path)
     truncate(run / damaged)
-    with pytest.raises(ValueError, match=f"run folder .*run is damaged: {damaged} has 40 bytes, .* were written.*--force"):
+    want = f"run folder .*run is corrupt: {damaged} has 40 bytes, .* were written.*--force"
+    with pytest.raises(ValueError, match=want):
         load_run(run)
     code = cli.main(["transfer", "mrpc", "--sources", str(finished[1]), "--method", "scalearn", "--preset", "tiny",
                      "--exclude-target", "--data-dir", str(data_dir), "--out", str(run), "--quiet"])
@@ -72,7 +73,7 @@ def test_a_folder_without_a_manifest_still_loads_and_names_a_damaged_file(damage
     net, _, task, cfg = load_run(run)
     assert cfg["method"] == "scalearn"
     truncate(run / damaged)
-    with pytest.raises(ValueError, match=f"{Path(damaged).parts[0]}.* damaged; rerun it with --force"):
+    with pytest.raises(ValueError, match=f"{Path(damaged).parts[0]}.* corrupt; rerun it with --force"):
         load_run(run)
 
 
@@ -111,3 +112,20 @@ def test_fingerprints_are_of_the_weights_loaded_not_of_those_at_save_time(finish
     assert cfg["source_fingerprints"] == [loaded]  # the weights the run was trained with
     with pytest.raises(ValueError, match="whose weights have changed since"):
         load_run(res.path)  # so the changed source is caught on load
+
+
+def test_a_run_folder_with_a_crafted_head_config_is_refused_before_loading(finished, tmp_path, monkeypatch):
+    from scalearn_lite import runs
+
+    run = copy_run(finished, tmp_path)
+    head = json.loads((run / "head" / "head_config.json").read_text())
+    head["config"]["_attn_implementation_internal"] = "attacker/evil-kernels"
+    (run / "head" / "head_config.json").write_text(json.dumps(head))
+    (run / MANIFEST).unlink()  # edited on purpose: the point is the config check, not the manifest
+
+    def boom(*a, **k):
+        raise AssertionError("the base model was loaded")
+
+    monkeypatch.setattr(runs, "load_base", boom)
+    with pytest.raises(ValueError, match="head_config.json: config._attn_implementation_internal"):
+        load_run(run)

@@ -169,3 +169,9 @@ def test_a_learning_rate_far_too_high_is_warned_and_recorded_in_metrics_json(dat
         res = train_source("rte", preset, data_dir=data_dir, out=tmp_path / "rte", progress=False)
     saved = json.loads((res.path / "metrics.json").read_text())
     assert saved["loss_vs_constant"] > 2 and "training failed" in saved["loss_warning"]
+
+
+def test_a_negative_seed_is_refused_before_any_work(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        train_source("rte", TINY, data_dir=data_dir, seed=-1, out=tmp_path / "rte", progress=False)
+    assert not (tmp_path / "rte").exists()
