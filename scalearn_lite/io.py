@@ -179,8 +179,8 @@ def check_replaceable(final, what: str = "output folder") -> None:
     foreign = foreign_entries(final)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise FileExistsError(f"refusing to write {what} {final}: it holds files scalearn_lite did not write ({shown}), "
-                              "which would be deleted; choose another --out (a new or empty folder)")
+        raise FileExistsError(f"refusing to write {what} {final}: it holds files scalearn_lite did not write "
+                              f"({shown}), which would be deleted; choose another --out (a new or empty folder)")
 
 
 def _file_sha256(path: Path) -> str:

@@ -122,9 +122,9 @@ def check_config_dict(cfg: dict, where: str) -> None:
                 bad = [v for v in _attention_values(value) if v not in BUILTIN_ATTENTION]
                 if bad:
                     raise UntrustedConfigError(
-                        f"refusing {where}: {prefix}{key} = {bad[0]!r} is not one of transformers' built-in attention "
-                        f"kernels ({', '.join(BUILTIN_ATTENTION)}); a hub repository named there would be downloaded and "
-                        "run (CVE-2026-4372): remove the field or use another model")
+                        f"refusing {where}: {prefix}{key} = {bad[0]!r} is not one of transformers' built-in "
+                        f"attention kernels ({', '.join(BUILTIN_ATTENTION)}); a hub repository named there would be "
+                        "downloaded and run (CVE-2026-4372): remove the field or use another model")
             elif key in CODE_FIELDS and value:
                 raise UntrustedConfigError(f"refusing {where}: {prefix}{key} asks for custom model code, which "
                                            "scalearn_lite never runs: remove the field or use another model")

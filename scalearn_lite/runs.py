@@ -216,7 +216,8 @@ RELOADABLE = OMEGA_METHODS + ("fixed_omega", "average", "adapterfusion")
 
 def load_run(folder, device=None, *, allow_changed_sources: bool = False,
              allow_untrusted_hub: Optional[bool] = None) -> tuple:
-    """Rebuild a saved run (a ScaLearn variant, `average` or `adapterfusion`): (model in eval mode, tokenizer, task, config).
+    """Rebuild a saved run (a ScaLearn variant, `average` or `adapterfusion`): (model in eval mode, tokenizer, task,
+    config).
     The model goes to `device` (None: device.default_device(), where training runs: CUDA when there is one).
     Checked first: the folder's files (check_intact), its sources' weights (check_sources_unchanged; opt-in
     `allow_changed_sources`), its base model and hub sources (sources.check_untrusted; opt-in `allow_untrusted_hub`)."""

@@ -82,7 +82,8 @@ def test_unknown_method_and_preset_fail_cleanly(data_dir):
     (["reproduce", "--benchmark", "glue", "--seeds", "0"], "--seeds"), (["demo", "--jobs", "0"], "--jobs"),
     (["transfer", "rte", "--seed", "-1"], "--seed"), (["train-source", "rte", "--seed", "-1"], "--seed"),
     (["transfer", "rte", "--k-shot", "0"], "--k-shot"), (["params", "--sources", "0"], "--sources"),
-    (["params", "--hidden-size", "8", "--num-layers", "-1"], "--num-layers"), (["bench", "--repeats", "0"], "--repeats"),
+    (["params", "--hidden-size", "8", "--num-layers", "-1"], "--num-layers"),
+    (["bench", "--repeats", "0"], "--repeats"),
     (["transfer", "rte", "--seed", "x"], "--seed")])
 def test_bad_numbers_are_refused_by_the_parser_naming_the_option(argv, option, capsys, monkeypatch):
     import scalearn_lite.sources as sources

@@ -130,7 +130,8 @@ def test_a_manifest_records_every_file_and_finds_truncation(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- disk full
-SAFETENSORS_FULL = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+SAFETENSORS_FULL = ('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on '
+                    'device" })')  # what safetensors' save_file says when the disk fills
 
 
 def test_a_full_disk_names_the_folder_keeps_the_old_one_and_leaves_no_temp(tmp_path):
