@@ -52,8 +52,9 @@ def step_flops_per_token(bench_json: Path) -> dict:
     tokens = bench["setup"]["batch_size"] * bench["setup"]["seq_len"]
     s = bench["setup"]["compare_sources"]
     train = bench["train"]
-    return {"scalearn": train[f"scalearn-S{s}"]["gflop"] * 1e9 / tokens, "adapter": train["adapter"]["gflop"] * 1e9 / tokens,
-            "fusion": train[f"fusion-S{s}"]["gflop"] * 1e9 / tokens, "sources": s}
+    per_token = {kind: train[name]["gflop"] * 1e9 / tokens
+                 for kind, name in (("scalearn", f"scalearn-S{s}"), ("adapter", "adapter"), ("fusion", f"fusion-S{s}"))}
+    return {**per_token, "sources": s}
 
 
 def split_rows(task: str, data_dir, k_shot=None) -> dict:
@@ -165,7 +166,8 @@ def main(argv=None) -> None:
     print(f"MFLOP per token: forward {fwd / 1e6:.1f}, training step: ScaLearn S={flops['sources']} "
           f"{flops['scalearn'] / 1e6:.1f}, adapter {flops['adapter'] / 1e6:.1f}, AdapterFusion S={flops['sources']} "
           f"{flops['fusion'] / 1e6:.1f}; throughput {args.tflops:g} TFLOP/s (assumed)\n")
-    print("| notebook | runs | PFLOP | GPU compute | CPU (probe heads) | fixed | total |\n|---|---|---|---|---|---|---|")
+    print("| notebook | runs | PFLOP | GPU compute | CPU (probe heads) | fixed | total |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['notebook']} | {r['runs']} | {r['pflop']:.1f} | {r['gpu_s'] / 60:.1f} min | "
               f"{r['cpu_s'] / 60:.1f} min | {r['fixed_s'] / 60:.1f} min | **{r['total_s'] / 60:.1f} min** |")

@@ -18,7 +18,8 @@ from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 CELL = HERE / "colab_install.py"
-BADGE = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w.-]+/notebooks/([\w.]+\.ipynb)")
+BADGE = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w.-]+"
+                   r"/notebooks/([\w.]+\.ipynb)")
 SOURCE_LINE = re.compile(r'^SOURCE = ".*?"', re.M)
 GIT = re.compile(r"git\+https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?@([\w.-]+)")
 VERSION = re.compile(r"scalearn[_-]lite==([\w.]+)")
@@ -58,7 +59,8 @@ def set_badges(twin: str, base: str) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", nargs="?", help="scalearn_lite==1.2.3 or git+https://github.com/<owner>/<name>@v1.2.3")
+    parser.add_argument("source", nargs="?",
+                        help="scalearn_lite==1.2.3 or git+https://github.com/<owner>/<name>@v1.2.3")
     parser.add_argument("--repo", help="owner/name on GitHub, for the badges of a PyPI SOURCE")
     parser.add_argument("--no-sync", action="store_true", help="do not run jupytext --sync afterwards")
     args = parser.parse_args(argv)

@@ -26,7 +26,8 @@ def _sentences(data_dir: Path, limit: int = 4000):
 
 
 def tiny_roberta(folder: Path, data_dir: Path, hidden: int = 32, layers: int = 2, vocab: int = 2000) -> Path:
-    """A random RoBERTa (hidden 32, 2 layers, 2 heads) with its tokenizer, saved as a model folder like roberta-base's."""
+    """A random RoBERTa (hidden 32, 2 layers, 2 heads) with its tokenizer, saved as a model folder as roberta-base
+    is."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
 

@@ -261,7 +261,8 @@ def test_colab_cell_refuses_an_unpinned_source(pip_calls, monkeypatch):
 
 
 @pytest.mark.parametrize("source, spec", [
-    ("git+https://github.com/o/scalearn_lite@0123abcd", "scalearn_lite @ git+https://github.com/o/scalearn_lite@0123abcd"),
+    ("git+https://github.com/o/scalearn_lite@0123abcd",
+     "scalearn_lite @ git+https://github.com/o/scalearn_lite@0123abcd"),
     ("git+https://github.com/o/scalearn_lite@v1.2.3", "scalearn_lite @ git+https://github.com/o/scalearn_lite@v1.2.3"),
     ("scalearn_lite==1.2.3", "scalearn_lite==1.2.3")])
 def test_colab_cell_installs_the_pinned_release(pip_calls, monkeypatch, source, spec):
