@@ -425,7 +425,7 @@ def fusion_attention_frame(model, loader_or_batch, fusion=None, head: Optional[s
                       if k in ("input_ids", "attention_mask", "token_type_ids")}
             out = model(**inputs, output_adapter_fusion_attentions=True, **({"head": head} if head else {}))
             per_layer = out["adapter_fusion_attentions"][setup.name]  # {layer: {location: (B, T, S)}}
-            mask = inputs["attention_mask"].float().cpu()  # (B, T), where adapters returns the attention: CPU numpy
+            mask = batch["attention_mask"].float().cpu()  # (B, T) on the CPU, where adapters returns the attention
             sums = torch.stack([_location_mean(per_layer[l], mask) for l in sorted(per_layer)]).float().cpu()  # (L, S)
             total = sums if total is None else total + sums
             count += float(mask.sum())

@@ -200,3 +200,25 @@ def _spy_on_load_run(monkeypatch) -> list:
 
     monkeypatch.setattr(runs_mod, "load_run", load_run)
     return seen
+
+
+def test_fusion_attention_is_averaged_on_the_cpu_whatever_the_models_device():
+    """adapters returns fusion attention as CPU numpy: the token mask must meet it there, not on the model's device.
+    A stand-in model on meta that answers as adapters does (numpy attention) stands for a model on a GPU."""
+    import numpy as np
+    from adapters.composition import Fuse
+
+    class OnMeta(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1, device="meta"))
+            self.active_adapters = Fuse("a", "b")
+
+        def forward(self, input_ids, attention_mask, output_adapter_fusion_attentions):
+            assert input_ids.device.type == "meta" and attention_mask.device.type == "meta"
+            att = np.full((*input_ids.shape, 2), 0.5, dtype=np.float32)  # (B, T, S)
+            return {"adapter_fusion_attentions": {"a,b": {0: {"output_adapter": att}}}}
+
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}
+    frame = viz.fusion_attention_frame(OnMeta(), [batch])
+    assert frame.to_numpy().tolist() == [[0.5, 0.5]]
