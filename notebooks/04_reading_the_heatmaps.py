@@ -53,33 +53,54 @@
 # picks the mode (`fast`, `cpu` or `full`), shows what it means, and prints the device and the folders used.
 
 # %%
-# Colab only (elsewhere this cell does nothing): install scalearn_lite at a pinned release, then go on.
-# * Colab's torch is kept (pinned to the build already installed).
-# * adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0. That is expected
-#   and harmless unless transformers was already imported in this session: then you are asked to restart.
-# * Not installed here: the offline embedded model (scalearn_lite[offline]) and JupyterLab (scalearn_lite[lab]).
-# This cell is notebooks/colab_install.py; the README (Colab) explains REPO_URL and COMMIT.
+# Colab only (elsewhere this cell does nothing): install scalearn_lite from SOURCE, then go on.
+# * SOURCE is the one setting, the same in every notebook: a published version ("scalearn_lite==1.2.3") or a git URL
+#   at a tag or commit ("git+https://github.com/<owner>/scalearn_lite@v1.2.3"). Whoever publishes the course sets it
+#   with `python notebooks/publish.py <SOURCE>`, which also points the Colab badges there. Empty: this cell installs
+#   nothing and prints what to set.
+# * Colab's torch is kept. adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0:
+#   harmless unless transformers was already imported in this session (then: restart, as the cell says). No
+#   downgrade at all on the runtime version 2026.01 (Runtime > Change runtime type; see notebooks/README.md).
 import importlib.metadata, re, subprocess, sys
 
-REPO_URL = "https://github.com/scalearn-lite/scalearn_lite"  # placeholder: the course's public repository
-COMMIT = "PIN-A-RELEASE"  # placeholder: the tag (v1.2.3) or commit hash these notebooks were tested with
+SOURCE = ""  # e.g. "scalearn_lite==1.2.3" or "git+https://github.com/<owner>/scalearn_lite@v1.2.3"
+_VERSION = r"scalearn[_-]lite==\d+(\.\d+)*"
+_GIT = r"git\+https://[\w.-]+/[\w.-]+/[\w.-]+@(v\d+(\.\d+)*|[0-9a-f]{7,40})"
 
 
-def colab_install(modules=sys.modules):
-    """On Colab: pip-install the pinned course and return the pip command. Elsewhere: None, nothing done."""
+def pip_spec(source):
+    """The pip requirement for SOURCE (None when it is empty); a branch or an unpinned URL: ValueError."""
+    source = source.strip()
+    if not source:
+        return None
+    if re.fullmatch(_VERSION, source):
+        return source
+    if re.fullmatch(_GIT, source):
+        return f"scalearn_lite @ {source}"
+    raise ValueError(f"SOURCE = {source!r} is not pinned: use scalearn_lite==1.2.3 or a git URL ending in @v1.2.3 "
+                     "or @<commit hash> (a branch such as main changes under the notebooks)")
+
+
+def colab_install(source=None, modules=sys.modules):
+    """On Colab: pip-install SOURCE and return the pip command (None, with what to set, when SOURCE is empty).
+    Elsewhere: None, nothing done."""
     if "google.colab" not in modules:
         return None
-    if not re.fullmatch(r"[0-9a-f]{7,40}|v\d+(\.\d+)*", COMMIT):
-        raise ValueError(f"COMMIT = {COMMIT!r} is not a tag (v1.2.3) or a commit hash: pin the tested release")
+    spec = pip_spec(SOURCE if source is None else source)
+    if spec is None:
+        print("scalearn_lite is not installed: SOURCE is empty in this cell. Set it to the course's release, e.g.\n"
+              '    SOURCE = "scalearn_lite==1.2.3"\nor\n'
+              '    SOURCE = "git+https://github.com/<owner>/scalearn_lite@v1.2.3"\n'
+              "and run this cell again (or ask whoever shared the notebook for the link of a published copy).")
+        return None
     before = getattr(modules.get("transformers"), "__version__", None)  # imported earlier in this session?
     torch_version = importlib.metadata.version("torch")
-    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0",
-           f"scalearn_lite @ git+{REPO_URL}@{COMMIT}"]
+    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0", spec]
     subprocess.run(cmd, check=True)
-    if before and not before.startswith("4.57."):
+    if before and not before.startswith("4.57."):  # stop here: the next cells would run the old transformers
         raise RuntimeError(f"transformers {before} was imported before this cell, and pip has now installed 4.57.x: "
                            "restart the session (Runtime > Restart session), then run the notebook from the top.")
-    print(f"installed scalearn_lite @ {COMMIT} with adapters 1.3.0; torch kept at {torch_version}")
+    print(f"installed {spec} with adapters 1.3.0; torch kept at {torch_version}")
     return cmd
 
 
@@ -96,12 +117,12 @@ env = course.setup(seed=0)  # mode and preset, device, data / cache / run folder
 
 # %%
 MODE = env.mode
-PRESET = course.PRESET_OF_MODE[MODE]
+PRESET = course.preset_of(MODE)
 # CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
 TARGET = course.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
 SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
-                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
-SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
+                         full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
+SOURCES = course.source_refs(SOURCES, hub=course.HUB_SET_OF_MODE[MODE])
 VARIANTS = ["scalearn", "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp"]
 MATRIX_TASKS = course.by_mode(MODE, fast=["sst2", "rte", "mrpc"], cpu=["sst2", "stsb", "rte", "mrpc"],
                               full=["rte", "mrpc", "stsb", "cola"])  # each target's sources: the other tasks
@@ -119,8 +140,16 @@ SEED = 0
 runs = {v: course.run(TARGET, SOURCES, v, PRESET, seed=SEED).path for v in VARIANTS}
 viz.variant_heatmaps(runs);
 
+# %% [markdown]
+# ## What moved
+#
+# A heatmap of ω's mean over hidden units hides a vector ω whose units moved in both directions. Per layer × source,
+# the top row is the signed mean change of ω from its start $2/S$ (what the heatmap above shows, minus $2/S$), the
+# bottom row the mean of $|\omega - 2/S|$ over hidden units: how far the units moved, whichever way (0 = not at all;
+# for the scalar variants it is simply $|\omega - 2/S|$).
+
 # %%
-viz.omega_heatmap(viz.omega_spread(runs["scalearn"]), title="ScaLearn: std of ω over hidden units", center=0.0);
+viz.movement_heatmaps(runs);
 
 # %% [markdown]
 # **What CPU mode shows** (STS-B, 256 rows × 6 epochs = 48 steps, sources SST-2, QNLI, MRPC, RTE and STS-B's own
@@ -139,6 +168,9 @@ viz.omega_heatmap(viz.omega_spread(runs["scalearn"]), title="ScaLearn: std of ω
 
 # %%
 viz.omega_over_training(runs["scalearn"]);
+
+# %%
+viz.omega_over_training(runs["scalearn"], what="abs");  # how far the units moved, mean |ω − 2/S|, per epoch
 
 # %% [markdown]
 # **What CPU mode shows**: ScaLearn's layer means stay on the dashed line (2/S = 0.40) for all six epochs; plot a
@@ -208,7 +240,7 @@ with torch.no_grad():
     scores = (module.query(query).unsqueeze(2) * module.key(key)).sum(-1)  # (B, T, S)
     by_hand = torch.softmax(scores / module.T, dim=-1)  # module.T: the temperature τ (1 here)
 library = out["adapter_fusion_attentions"][name][0]["output_adapter"]  # (B, T, S)
-assert np.allclose(by_hand.numpy(), library, atol=1e-5)
+assert np.allclose(by_hand.cpu().numpy(), library, atol=1e-5)
 print(f"fusion attention = softmax over sources of q(h)·k(A_i(h)) / τ, τ = {module.T} ✓", library.shape)
 
 # %% [markdown]
@@ -259,16 +291,47 @@ viz.omega_sliders(scorer, scorer.sources, start=scorer.learned_per_source(), met
 # %% [markdown]
 # ## Exercises
 #
-# 1. In which layer does the target's own adapter get its largest ω?
+# 1. Write one ScaLearn layer yourself. Catch what the last layer's output block of the reloaded run receives
+#    (the FFN hidden state and the attention output $x$) with a forward hook, then compute
+#    $\mathrm{LN}\big(\sum_i \omega_i \odot A_i(h) + f + x\big)$ with $h = \mathrm{LN}(f + x)$ from the saved ω and the
+#    model's source bank, and check it against what the block returned.
 # 2. Compare one row of fusion attention with the same row of ω: which one can exceed 1 in total, and why?
 # 3. With the sliders, set every ω to 0. Why is the score not the head-only baseline's score?
+# 4. RTE's own adapter scores about chance on RTE itself (the zoo table of notebook 00: 49.1 % against a majority
+#    class of 52.7 %). With the sliders, give RTE's adapter a large ω (2, then 4) and the others their learned
+#    values: does a large ω make a useless adapter useful? What does the "what each source adds" figure say RTE
+#    adds at its learned ω?
 #
 # <details><summary>Solution 1</summary>
 #
 # ```python
-# frame = viz.omega_frame(runs["scalearn"])
-# frame[frame.columns[-1]].idxmax()
+# import torch
+# import torch.nn.functional as F
+# from scalearn_lite.encoding import make_loader
+# from scalearn_lite.models import encoder_layers
+#
+# net = scorer.net                                         # the reloaded ScaLearn run, learned ω in place
+# block, seen = encoder_layers(net)[-1].output, {}
+# hook = block.register_forward_hook(lambda mod, inp, out: seen.update(inp=inp, out=out))
+# batch = next(iter(make_loader(scorer.feats[:8], scorer.task, scorer.tokenizer, 8)))
+# batch = {k: v.to(net.device) for k, v in batch.items() if k != "labels"}
+# with torch.no_grad():
+#     net(**batch, head="target")
+#     hook.remove()
+#     inter, x = seen["inp"]                               # FFN hidden state, attention output x (B, T, d)
+#     f = block.dense(inter)                               # (B, T, d) FFN output before its residual
+#     h = block.LayerNorm(f + x)                           # what every source adapter reads
+#     omega = net.scalearn.omega.layer_values()[-1]        # (S, d|1): this layer's ω (no dropout in eval mode)
+#     bank, mix, start = block.bank, 0, 0                  # the layer's S adapters, stacked
+#     for i, r in enumerate(bank.ranks):                   # adapter i: rows start..start+r of the stack
+#         down = F.relu(h @ bank.w_down[:, start:start + r] + bank.b_down[start:start + r])  # (B, T, r)
+#         mix = mix + omega[i] * (down @ bank.w_up[start:start + r] + bank.b_up[i])         # ω_i ⊙ A_i(h)
+#         start += r
+#     by_hand = block.LayerNorm(mix + f + x)
+# assert torch.allclose(by_hand, seen["out"], atol=1e-4)
+# print("LN(Σ ω_i ⊙ A_i(h) + f + x) = the model's layer ✓")
 # ```
+# Notebook 03 recomputes the same layer from each adapter's own saved folder instead of the stacked bank.
 # </details>
 #
 # <details><summary>Solution 2</summary>
@@ -284,6 +347,20 @@ viz.omega_sliders(scorer, scorer.sources, start=scorer.learned_per_source(), met
 #
 # The head was trained on representations produced *with* the learned ω; zeroing ω changes its input
 # distribution. The head-only baseline trains its head on the ω = 0 representation.
+# </details>
+#
+# <details><summary>Solution 4</summary>
+#
+# ```python
+# rte = scorer.sources.index("rte")
+# for big in (2.0, 4.0):
+#     omega = scorer.learned_per_source()
+#     omega[rte] = big
+#     print(big, round(scorer(omega), 1))
+# ```
+# A gain is not a skill: ω multiplies what the adapter outputs, and an adapter that learned nothing about its own
+# task has nothing useful to amplify. A large ω mostly adds noise to the layer, and the head (trained at the learned
+# ω) sees inputs it was not trained on; the contribution figure shows how little RTE's adapter adds where ω left it.
 # </details>
 #
 # **Next:** [05 · Few-shot transfer](05_few_shot.ipynb).

@@ -51,33 +51,54 @@
 # picks the mode (`fast`, `cpu` or `full`), shows what it means, and prints the device and the folders used.
 
 # %%
-# Colab only (elsewhere this cell does nothing): install scalearn_lite at a pinned release, then go on.
-# * Colab's torch is kept (pinned to the build already installed).
-# * adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0. That is expected
-#   and harmless unless transformers was already imported in this session: then you are asked to restart.
-# * Not installed here: the offline embedded model (scalearn_lite[offline]) and JupyterLab (scalearn_lite[lab]).
-# This cell is notebooks/colab_install.py; the README (Colab) explains REPO_URL and COMMIT.
+# Colab only (elsewhere this cell does nothing): install scalearn_lite from SOURCE, then go on.
+# * SOURCE is the one setting, the same in every notebook: a published version ("scalearn_lite==1.2.3") or a git URL
+#   at a tag or commit ("git+https://github.com/<owner>/scalearn_lite@v1.2.3"). Whoever publishes the course sets it
+#   with `python notebooks/publish.py <SOURCE>`, which also points the Colab badges there. Empty: this cell installs
+#   nothing and prints what to set.
+# * Colab's torch is kept. adapters==1.3.0 moves Colab's transformers (5.x) to 4.57.x and huggingface_hub below 1.0:
+#   harmless unless transformers was already imported in this session (then: restart, as the cell says). No
+#   downgrade at all on the runtime version 2026.01 (Runtime > Change runtime type; see notebooks/README.md).
 import importlib.metadata, re, subprocess, sys
 
-REPO_URL = "https://github.com/scalearn-lite/scalearn_lite"  # placeholder: the course's public repository
-COMMIT = "PIN-A-RELEASE"  # placeholder: the tag (v1.2.3) or commit hash these notebooks were tested with
+SOURCE = ""  # e.g. "scalearn_lite==1.2.3" or "git+https://github.com/<owner>/scalearn_lite@v1.2.3"
+_VERSION = r"scalearn[_-]lite==\d+(\.\d+)*"
+_GIT = r"git\+https://[\w.-]+/[\w.-]+/[\w.-]+@(v\d+(\.\d+)*|[0-9a-f]{7,40})"
 
 
-def colab_install(modules=sys.modules):
-    """On Colab: pip-install the pinned course and return the pip command. Elsewhere: None, nothing done."""
+def pip_spec(source):
+    """The pip requirement for SOURCE (None when it is empty); a branch or an unpinned URL: ValueError."""
+    source = source.strip()
+    if not source:
+        return None
+    if re.fullmatch(_VERSION, source):
+        return source
+    if re.fullmatch(_GIT, source):
+        return f"scalearn_lite @ {source}"
+    raise ValueError(f"SOURCE = {source!r} is not pinned: use scalearn_lite==1.2.3 or a git URL ending in @v1.2.3 "
+                     "or @<commit hash> (a branch such as main changes under the notebooks)")
+
+
+def colab_install(source=None, modules=sys.modules):
+    """On Colab: pip-install SOURCE and return the pip command (None, with what to set, when SOURCE is empty).
+    Elsewhere: None, nothing done."""
     if "google.colab" not in modules:
         return None
-    if not re.fullmatch(r"[0-9a-f]{7,40}|v\d+(\.\d+)*", COMMIT):
-        raise ValueError(f"COMMIT = {COMMIT!r} is not a tag (v1.2.3) or a commit hash: pin the tested release")
+    spec = pip_spec(SOURCE if source is None else source)
+    if spec is None:
+        print("scalearn_lite is not installed: SOURCE is empty in this cell. Set it to the course's release, e.g.\n"
+              '    SOURCE = "scalearn_lite==1.2.3"\nor\n'
+              '    SOURCE = "git+https://github.com/<owner>/scalearn_lite@v1.2.3"\n'
+              "and run this cell again (or ask whoever shared the notebook for the link of a published copy).")
+        return None
     before = getattr(modules.get("transformers"), "__version__", None)  # imported earlier in this session?
     torch_version = importlib.metadata.version("torch")
-    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0",
-           f"scalearn_lite @ git+{REPO_URL}@{COMMIT}"]
+    cmd = [sys.executable, "-m", "pip", "install", "-q", f"torch=={torch_version}", "adapters==1.3.0", spec]
     subprocess.run(cmd, check=True)
-    if before and not before.startswith("4.57."):
+    if before and not before.startswith("4.57."):  # stop here: the next cells would run the old transformers
         raise RuntimeError(f"transformers {before} was imported before this cell, and pip has now installed 4.57.x: "
                            "restart the session (Runtime > Restart session), then run the notebook from the top.")
-    print(f"installed scalearn_lite @ {COMMIT} with adapters 1.3.0; torch kept at {torch_version}")
+    print(f"installed {spec} with adapters 1.3.0; torch kept at {torch_version}")
     return cmd
 
 
@@ -94,15 +115,15 @@ env = course.setup(seed=0)  # mode and preset, device, data / cache / run folder
 
 # %%
 MODE = env.mode
-PRESET = course.PRESET_OF_MODE[MODE]
+PRESET = course.preset_of(MODE)
 # CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
 TARGET = course.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
 SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
-                         full=["sst2", "stsb", "mrpc", "cola", "qnli", "qqp"])
-SOURCES = course.source_refs(SOURCES, hub=MODE == "full")
+                         full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
+SOURCES = course.source_refs(SOURCES, hub=course.HUB_SET_OF_MODE[MODE])
 METHODS = ["scalearn", "adapter", "adapterfusion"]
 K_LIST = course.by_mode(MODE, fast=[4, 16], cpu=[4, 16, 32, 100])
-SEEDS = course.by_mode(MODE, fast=[0, 1], cpu=[0, 1, 2], full=[0, 1, 2, 3, 4])
+SEEDS = course.by_mode(MODE, fast=[0, 1], cpu=[0, 1, 2])
 
 # %%
 results = course.run_many(TARGET, SOURCES, METHODS, PRESET, seeds=SEEDS, k_shots=K_LIST)
@@ -118,7 +139,7 @@ viz.few_shot_plot(results);
 from scalearn_lite.config import get_preset
 
 cfg = get_preset(PRESET)
-print(f"preset {PRESET}: a few-shot run may take {cfg.few_shot_steps} optimiser steps and stops early after "
+print(f"preset {cfg.name}: a few-shot run may take {cfg.few_shot_steps} optimiser steps and stops early after "
       f"{cfg.few_shot_patience} epochs without a better validation metric. Steps taken (most over seeds):")
 results.pivot_table(index="k_shot", columns="name", values="steps", aggfunc="max")
 
