@@ -311,8 +311,9 @@ def budget_line(preset) -> str:
     """The preset's three budgets in one line, for table headers."""
     return (f"sources: {preset.source_max_train or 'all'} rows × {preset.source_epochs} epochs (patience "
             f"{preset.source_patience}); target: {preset.max_train or 'all'} rows, own adapter {preset.target_epochs} "
-            f"epochs (patience {preset.target_patience}), transfer {preset.transfer_epochs} epochs, checkpoint by "
-            f"validation {preset.transfer_select_by}; {preset.max_validation or 'all'} validation rows")
+            f"epochs (patience {preset.target_patience}), transfer {preset.transfer_epochs} epochs (head lr "
+            f"{preset.transfer_lr:g}, ω lr {preset.omega_rate():g}), checkpoint by validation "
+            f"{preset.transfer_select_by}; {preset.max_validation or 'all'} validation rows")
 
 
 def demo(preset, *, targets: Sequence[str] = DEMO_TARGETS, sources: Sequence[str] = DEMO_SOURCES,

@@ -31,7 +31,7 @@ def count_parameters(config, num_sources: int) -> Dict[str, int]:
     fusion = sum(p.numel() for n, p in model.named_parameters() if "adapter_fusion_layer" in n)
     counts = {m: Omega(cfg, num_sources, config.hidden_size, config.num_hidden_layers).weight.numel()
               for m, cfg in VARIANTS.items()}
-    counts.update({"adapterfusion": fusion, "adapter": adapter, "average": 0, "head_only": 0,
+    counts.update({"adapterfusion": fusion, "adapter": adapter, "fixed_omega": 0, "average": 0, "head_only": 0,
                    "adaptersoup": 0, "finetune": base, "base": base})
     return counts
 

@@ -37,6 +37,6 @@ def tiny_config(kind: str, hidden: int = 32, layers: int = 2):
 
 
 def paper_transfer_params(method: str, layers: int, sources: int, hidden: int) -> int:
-    """The paper's count of what each ω method learns: L·S·d, L·S, S·d, S; Average learns nothing."""
+    """The paper's count of what each ω method learns: L·S·d, L·S, S·d, S; the fixed-ω controls learn nothing."""
     return {"scalearn": layers * sources * hidden, "scalearn_uniform": layers * sources,
-            "scalearn_pp": sources * hidden, "scalearn_uniform_pp": sources, "average": 0}[method]
+            "scalearn_pp": sources * hidden, "scalearn_uniform_pp": sources, "fixed_omega": 0, "average": 0}[method]

@@ -43,7 +43,8 @@ def fusion_run(data_dir, tmp_path_factory):
     return run(tmp_path_factory.mktemp("fusion"), "adapterfusion", data_dir=data_dir)
 
 
-@pytest.mark.parametrize("method", ["scalearn", "scalearn_pp", "scalearn_uniform", "scalearn_uniform_pp", "average"])
+@pytest.mark.parametrize("method", ["scalearn", "scalearn_pp", "scalearn_uniform", "scalearn_uniform_pp", "fixed_omega",
+                                    "average"])
 def test_omega_run_folder_and_save_reload_identical_logits(data_dir, tmp_path, method):
     res = run(tmp_path, method, data_dir=data_dir)
     names = {p.name for p in res.path.iterdir()}
