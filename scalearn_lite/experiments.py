@@ -69,14 +69,16 @@ def _run_job(job: Job, preset, data_dir, root: Path, progress: bool) -> dict:
     val = m.get("validation_metric")
     return {"method": job.method, "target": job.target, "seed": job.seed, "k_shot": job.k_shot, "metric": m["metric"],
             "value": 100.0 * m["test_metric"], "validation": None if val is None else 100.0 * val,
-            "steps": m["steps"], "transfer_params": m["transfer_params"], "omega_travel_bound": m.get("omega_travel_bound"),
+            "steps": m["steps"], "transfer_params": m["transfer_params"],
+            "omega_travel_bound": m.get("omega_travel_bound"),
             "seconds": m["wall_seconds"], "reused": reused, "path": str(res.path)}
 
 
 # rough seconds per run relative to head_only (docs/results/demo-cpu-preset/runs.csv; finetune, not in the demo,
 # taken as AdapterFusion): the order runs are handed out in
 _RELATIVE_COST = {"adapterfusion": 2.3, "finetune": 2.3, "scalearn": 1.5, "scalearn_uniform": 1.5, "scalearn_pp": 1.5,
-                  "scalearn_uniform_pp": 1.5, "fixed_omega": 1.0, "average": 1.0, "head_only": 1.0, "adaptersoup": 1.0, "adapter": 0.1}
+                  "scalearn_uniform_pp": 1.5, "fixed_omega": 1.0, "average": 1.0, "head_only": 1.0, "adaptersoup": 1.0,
+                  "adapter": 0.1}
 
 
 def _init_worker(threads: int) -> None:

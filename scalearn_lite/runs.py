@@ -127,17 +127,17 @@ def check_same_run(folder: Path, spec: TransferSpec) -> None:
                          f"pass another --out, or --force to overwrite it")
 
 
-def _current_fingerprint(ref: str, spec: TransferSpec) -> Optional[str]:
+def _current_fingerprint(ref: str, spec: TransferSpec, data_dir=None) -> Optional[str]:
     """The fingerprint a source would have if the run were trained now; None for a task whose stage-1 adapter is
     not cached (it would be retrained from the same settings)."""
     a = stage1_adapter(ref, get_task(spec.target), spec.preset, spec.seed, spec.k_shot)
     if a is not None:  # the folder the run's stage 1 resolves it to
-        folder = source_dir(a.task, spec.preset, a.seed, a.k_shot, role=a.role)
+        folder = source_dir(a.task, spec.preset, a.seed, a.k_shot, role=a.role, data_dir=data_dir)
         return weights_fingerprint(folder) if is_complete(folder) else None
     return source_fingerprint(str(Path(ref).expanduser()) if Path(ref).expanduser().is_dir() else ref)
 
 
-def check_same_sources(folder: Path, spec: TransferSpec, names_in: List[str]) -> None:
+def check_same_sources(folder: Path, spec: TransferSpec, names_in: List[str], data_dir=None) -> None:
     """A finished run is reused only if every source still has the weights it was trained with."""
     if spec.method in ("head_only", "finetune", "adapter"):
         return
@@ -147,17 +147,17 @@ def check_same_sources(folder: Path, spec: TransferSpec, names_in: List[str]) ->
                          "older version), so it cannot be checked against the sources now; rerun with --force, or "
                          "pass another --out")
     for name, ref, then in zip(spec.sources, names_in, saved):
-        now = _current_fingerprint(ref, spec)
+        now = _current_fingerprint(ref, spec, data_dir)
         if now is not None and now != then:
             raise ValueError(f"{folder} holds a finished run whose source {name!r} ({ref}) had other weights "
                              f"(sha256 {then[:12]}… then, {now[:12]}… now); rerun with --force to retrain it on "
                              "the current sources, or pass another --out")
 
 
-def reuse_run(final: Path, spec: TransferSpec, names_in: List[str]) -> RunResult:
+def reuse_run(final: Path, spec: TransferSpec, names_in: List[str], data_dir=None) -> RunResult:
     check_intact(final)  # a damaged folder is never reported "reused"
     check_same_run(final, spec)
-    check_same_sources(final, spec, names_in)
+    check_same_sources(final, spec, names_in, data_dir)
     return RunResult(final, read_json(final / "metrics.json"), reused=True)
 
 

@@ -121,12 +121,15 @@ def effective_role(preset: Preset, role: str, k_shot: Optional[int]) -> str:
 
 
 def source_dir(task: Union[str, Task], preset: Preset, seed: int = 0, k_shot: Optional[int] = None,
-               root=None, role: str = "source") -> Path:
-    """data_cache/adapters/<model-id>/<task>[-target-<budget> | -k<K>-<budget>]/seed<k>/ (the zoo: <task>/seed0).
+               root=None, role: str = "source", data_dir=None) -> Path:
+    """data_cache/adapters/<model-id>/<task>[-target-<budget> | -k<K>-<budget>][-d<data>]/seed<k>/.
 
     A target's own adapter depends on the target budget, so two presets that differ there (cpu and demo: 6 and 3
     epochs) get two folders instead of retraining each other's adapter in turn; <budget> is 8 hex digits of the
-    budget fields (the cache key in scalearn_source.json still holds everything, the data's identity included)."""
+    budget fields. <data> is 8 hex digits of the data's identity (data.data_identity of `data_dir`: each local
+    file's sha256, or the hub revision), so that an adapter trained on other files gets its own folder instead of
+    overwriting this one (none where the task's data cannot be found here). The cache key in scalearn_source.json
+    holds everything."""
     task = get_task(task) if isinstance(task, str) else task
     root = Path(root) if root is not None else data_mod.cache_dir() / "adapters"
     role = effective_role(preset, role, k_shot)
@@ -135,7 +138,18 @@ def source_dir(task: Union[str, Task], preset: Preset, seed: int = 0, k_shot: Op
         budget = json.dumps(_budget_fields(preset, role, k_shot), sort_keys=True)
         digest = hashlib.sha256(budget.encode()).hexdigest()[:8]
         name = f"{task.name}-k{k_shot}-{digest}" if k_shot else f"{task.name}-target-{digest}"
+    data = data_key(task, data_dir)
+    name = f"{name}-d{data}" if data else name
     return root / model_id(preset.model, preset.num_layers) / name / f"seed{seed}"
+
+
+def data_key(task: Task, data_dir=None) -> Optional[str]:
+    """8 hex digits of a task's data identity (data.data_identity), or None where its data cannot be found."""
+    try:
+        identity = data_mod.data_identity(task, data_dir)
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def is_complete(folder: Path) -> bool:
@@ -338,7 +352,7 @@ def train_source(task: Union[str, Task], preset: Union[str, Preset] = "cpu", *, 
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     role = effective_role(preset, role, k_shot)
-    final = Path(out) if out is not None else source_dir(task, preset, seed, k_shot, role=role)
+    final = Path(out) if out is not None else source_dir(task, preset, seed, k_shot, role=role, data_dir=data_dir)
     settings = _settings(task, preset, seed, k_shot, role, data_dir)
     if not force and _reusable(final, settings):
         return SourceResult(final, read_json(final / "metrics.json"), cached=True)

@@ -218,11 +218,11 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
     spec.data = _data_identity(spec.target, data_dir)  # a finished folder is reused only for the same data
     final = Path(out) if out is not None else run_dir(spec, refs=names_in)
     if not force and (final / "metrics.json").is_file():  # folders appear complete or not at all: no lock needed
-        return reuse_run(final, spec, names_in)
+        return reuse_run(final, spec, names_in, data_dir)
     check_writable(final, "run folder")
     with folder_lock(final, "run folder"):
         if not force and (final / "metrics.json").is_file():  # another process finished it while we waited
-            return reuse_run(final, spec, names_in)
+            return reuse_run(final, spec, names_in, data_dir)
         task, rows = _target_data(spec, data_dir)
         if method == "adapter":
             return _adapter_baseline(task, spec, final, data_dir, progress)

@@ -201,8 +201,9 @@ def test_course_source_table_lists_the_adapters_a_transfer_loads(data_dir, monke
     tiny = get_preset("tiny").with_(source_max_train=96, max_train=64, source_epochs=1, target_epochs=1)
     table = course.train_sources(["mrpc", "rte"], tiny, target="mrpc")
     assert list(table.index) == ["rte", "mrpc"] and list(table.role) == ["source", "own (target rows)"]
-    assert table.loc["mrpc", "adapter"] == str(source_dir("mrpc", tiny, 0, None, role="target"))
-    assert table.loc["rte", "adapter"] == str(source_dir("rte", tiny, 0))
+    assert table.loc["mrpc", "adapter"] == str(source_dir("mrpc", tiny, 0, None, role="target", data_dir=data_dir))
+    assert table.loc["rte", "adapter"] == str(source_dir("rte", tiny, 0, data_dir=data_dir))
     assert list(table["train rows"]) == [96, 64]
     zoo_only = course.train_sources(["mrpc"], tiny)
-    assert zoo_only.loc["mrpc", "adapter"] == str(source_dir("mrpc", tiny, 0)) != table.loc["mrpc", "adapter"]
+    zoo_mrpc = str(source_dir("mrpc", tiny, 0, data_dir=data_dir))
+    assert zoo_only.loc["mrpc", "adapter"] == zoo_mrpc != table.loc["mrpc", "adapter"]

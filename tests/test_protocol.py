@@ -46,7 +46,7 @@ def test_a_k_shot_run_trains_for_the_step_budget_on_the_same_rows_for_every_seed
     assert rows[0] == rows[1]  # the first k of the seed-42 shuffled train split, whatever the run seed
     # the target's own adapter inside every stage-2 seed is seed 0's (the authors' protocol)
     refs = [json.loads((r.path / "config.json").read_text())["source_refs"][-1] for r in runs]
-    assert refs[0] == refs[1] and re.search(r"/cb-k4-[0-9a-f]{8}/seed0$", refs[0])
+    assert refs[0] == refs[1] and re.search(r"/cb-k4-[0-9a-f]{8}-d[0-9a-f]{8}/seed0$", refs[0])
 
 
 def test_own_adapter_per_seed_is_an_option(data_dir, tmp_path):
@@ -54,7 +54,7 @@ def test_own_adapter_per_seed_is_an_option(data_dir, tmp_path):
     res = tr.transfer("mrpc", ["rte"], "scalearn_uniform_pp", per_seed, seed=1, data_dir=data_dir,
                       out=tmp_path / "r", progress=False)
     assert json.loads((res.path / "config.json").read_text())["source_refs"][-1].endswith(
-        f"/{source_dir('mrpc', per_seed, role='target').parent.name}/seed1")
+        f"/{source_dir('mrpc', per_seed, role='target', data_dir=data_dir).parent.name}/seed1")
     with pytest.raises(ValueError, match="own_adapter_seed"):
         dataclasses.replace(TINY, own_adapter_seed="sometimes")
 

@@ -1,5 +1,6 @@
 """Stage 1 on real data: only adapter + head train, it learns, its folder reloads in plain adapters, cache reuse."""
 import json
+import re
 
 import pytest
 import torch
@@ -63,12 +64,12 @@ def test_saved_folder_reloads_with_plain_adapters_to_identical_logits(data_dir, 
 
 def test_cache_is_reused_and_a_different_seed_is_not(data_dir):
     first = train_source("rte", TINY, data_dir=data_dir, seed=0, progress=False)
-    assert first.path == source_dir("rte", TINY, 0)
+    assert first.path == source_dir("rte", TINY, 0, data_dir=data_dir)
     again = train_source("rte", TINY, data_dir=data_dir, seed=0, progress=False)
     assert again.cached and again.metrics == first.metrics
     stamp = (first.path / "metrics.json").stat().st_mtime_ns
     assert (again.path / "metrics.json").stat().st_mtime_ns == stamp
-    assert source_dir("rte", TINY, 1) != first.path
+    assert source_dir("rte", TINY, 1, data_dir=data_dir) != first.path
     leftovers = [p for p in first.path.parent.iterdir() if p.name.startswith(".")]
     assert not leftovers, f"temporary folders left behind: {leftovers}"
 
@@ -175,3 +176,42 @@ def test_a_negative_seed_is_refused_before_any_work(data_dir, tmp_path):
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
         train_source("rte", TINY, data_dir=data_dir, seed=-1, out=tmp_path / "rte", progress=False)
     assert not (tmp_path / "rte").exists()
+
+
+def _data_copy(data_dir, dest, drop_last_train_row=False):
+    """A second data folder with RTE's files: byte-identical, or with the last training row dropped."""
+    folder = dest / "glue_data" / "RTE"
+    folder.mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        text = (data_dir / "glue_data" / "RTE" / name).read_text(encoding="utf-8")
+        if drop_last_train_row and name == "train.tsv":
+            text = "".join(text.splitlines(keepends=True)[:-1])
+        (folder / name).write_text(text, encoding="utf-8")
+    return dest
+
+
+def test_a_stage1_folder_is_keyed_by_the_data_it_was_trained_on(data_dir, tmp_path):
+    """Another data folder with other RTE rows gets its own cache folder (training there no longer overwrites the
+    adapter every finished run was checked against); a byte-identical copy elsewhere shares it."""
+    same = _data_copy(data_dir, tmp_path / "same")
+    other = _data_copy(data_dir, tmp_path / "other", drop_last_train_row=True)
+    for role in ("source", "target"):
+        here = source_dir("rte", TINY, role=role, data_dir=data_dir)
+        assert source_dir("rte", TINY, role=role, data_dir=same) == here  # the content decides, not the path
+        elsewhere = source_dir("rte", TINY, role=role, data_dir=other)
+        assert elsewhere != here and elsewhere.parent.parent == here.parent.parent and elsewhere.name == "seed0"
+        assert re.search(r"-d[0-9a-f]{8}$", here.parent.name)
+
+
+@pytest.mark.slow
+def test_training_on_a_modified_data_copy_leaves_the_original_adapter_alone(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALEARN_CACHE_DIR", str(tmp_path / "cache"))
+    preset = TINY.with_(source_max_train=64, source_epochs=1)
+    first = train_source("rte", preset, data_dir=data_dir, progress=False)
+    before = (first.path / "adapter.safetensors").read_bytes()
+    other = _data_copy(data_dir, tmp_path / "other", drop_last_train_row=True)
+    second = train_source("rte", preset, data_dir=other, progress=False)
+    assert second.path != first.path and not second.cached
+    again = train_source("rte", preset, data_dir=data_dir, progress=False)
+    assert again.cached and again.path == first.path  # the original command reuses its adapter, nothing retrained
+    assert (first.path / "adapter.safetensors").read_bytes() == before
