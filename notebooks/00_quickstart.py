@@ -168,12 +168,16 @@ print(f"transfer parameters: {m['transfer_params']:,}   run folder: {res.path}")
 # One row per layer, one column per source adapter (the target's own last); each cell is ω averaged over the $d$
 # hidden units, coloured around its start value $2/S$: white = unchanged by training, red = grown, blue = shrunk.
 #
-# **What CPU mode shows** (STS-B, 256 target rows, 48 optimiser steps, seed 0; measured with
-# `python notebooks/execute.py 00_quickstart --mode cpu`): every cell still reads 0.40 = 2/S (all within
-# 0.397–0.405), so the heatmap is near white, while the run scores 59.3 test Pearson against 13.4 for STS-B's own
-# adapter (the last row of the table above). ScaLearn's $L \cdot S \cdot d$ coefficients move unit by unit
-# (standard deviation over units ≈ 0.023 per cell, against 0.001 at the start; notebook 04 plots it) and the mean
-# per layer hides that. Step 4 shows where the gain comes from.
+# The second figure shows what the first hides for a vector ω: per layer × source, the mean of $\omega - 2/S$ over
+# the hidden units (top) and the mean of $|\omega - 2/S|$ (bottom: how far the units moved, whichever way).
+#
+# **What CPU mode shows** (STS-B, 256 target rows, 48 optimiser steps with ω at its own rate 0.09, so that it can
+# travel at most 0.09 · 24.5 = 2.2; seed 0; measured with `python notebooks/execute.py 00_quickstart --mode cpu`):
+# the run scores 77.6 test Pearson against 13.8 for STS-B's own adapter (the last row of the table above). The
+# heatmap of ω's means stays pale — 0.36 to 0.47 around the start 2/S = 0.40 — while the units moved: the mean
+# $|\omega - 2/S|$ is 0.24–0.35 in every cell and single units range from −0.86 to 1.77. ScaLearn's
+# $L \cdot S \cdot d$ coefficients move unit by unit, in both directions. Whether that movement *helps* cannot be
+# read off these figures: notebook 03 compares ScaLearn with ω fixed at its start 2/S over three seeds.
 
 # %%
 frame = viz.omega_frame(res)
@@ -217,9 +221,11 @@ contributions = viz.run_contributions(res)
 viz.contribution_heatmap(contributions, title=f"what each source adds → {TARGET}");
 
 # %% [markdown]
-# **What CPU mode shows** (same run): with ω the same for every source, what they add differs a lot. STS-B's own
-# adapter adds most in layers 0–2 (0.10, 0.12, 0.21), QNLI peaks in layers 2–3 (0.10, 0.20), MRPC adds 0.06–0.08
-# in layers 0 and 2, SST-2 at most 0.07 and RTE 0.02 or less; nothing adds more than 0.05 in the last two layers.
+# **What CPU mode shows** (same run): what the sources add differs far more than their ω. STS-B's own adapter adds
+# 0.13–0.19 of the layer's output in layers 0–3, QNLI up to 0.22 (layer 3), MRPC up to 0.11, SST-2 at most 0.07 and
+# RTE 0.03 or less; in the last layer no source adds more than 0.02. With every ω within about ±0.07 of 2/S on
+# average, this is mostly the size of each adapter's own output $A_i(h)$: the figure shows which adapters are loud
+# in which layer, not what was learned — with ω fixed at 2/S it would look much the same.
 
 # %% [markdown]
 # ## Exercises
@@ -228,7 +234,9 @@ viz.contribution_heatmap(contributions, title=f"what each source adds → {TARGE
 #    and why are all rows of its heatmap identical?
 # 2. How many transfer parameters does ScaLearn need for roberta-base ($L = 12$, $d = 768$) with $S = 8$ sources?
 #    Compare with AdapterFusion's $3d^2 + 2d$ per layer.
-# 3. Which source gets the largest ω on average, and which one adds the most (Step 4)? Is it the target's own adapter?
+# 3. Train the control `"fixed_omega"` — ω frozen at its start 2/S, only the head trained — on the same target and
+#    seed, and compare its test score with ScaLearn's. What does the difference measure, and what can one seed not
+#    tell you?
 #
 # <details><summary>Solution 1</summary>
 #
@@ -249,9 +257,12 @@ viz.contribution_heatmap(contributions, title=f"what each source adds → {TARGE
 # <details><summary>Solution 3</summary>
 #
 # ```python
-# frame.mean().sort_values(ascending=False)          # ω, mean over layers
-# contributions.mean().sort_values(ascending=False)  # what each source adds, mean over layers
+# fixed = course.run(TARGET, SOURCES, "fixed_omega", PRESET, seed=SEED)
+# print(f"ScaLearn {100 * m['test_metric']:.1f}, ω fixed at 2/S {100 * fixed.metrics['test_metric']:.1f}")
 # ```
+# Same rows, steps, head and seed: the difference is what learning ω added on top of its start value (the start
+# itself, 2/S, is not learned). One seed's difference can be the noise of one data order and head initialisation;
+# notebook 03 runs three seeds of both and reads the difference against their spread.
 # </details>
 #
 # **Next:** [01 · Source adapters](01_source_adapters.ipynb) — what an adapter is and where it sits.

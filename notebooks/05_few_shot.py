@@ -147,8 +147,10 @@ results.pivot_table(index="k_shot", columns="name", values="steps", aggfunc="max
 # Read the scores against these step counts: a run of a few optimiser steps shows little more than its starting
 # point.
 #
-# **What CPU mode shows** (STS-B test Pearson, mean ± std over 3 seeds, k = 4 / 16 / 32 / 100; 36 runs in 1,053 s
-# with the source zoo cached; measured with `python notebooks/execute.py 05_few_shot --mode cpu`): ScaLearn
+# **What CPU mode showed before ω had its own rate** (git `30f1c61`, ω at the paper's 6e-3; not re-measured with the
+# cpu preset's ω rate 0.09, which changes the ScaLearn row; STS-B test Pearson, mean ± std over 3 seeds,
+# k = 4 / 16 / 32 / 100; 36 runs in 1,053 s with the source zoo cached; measured with
+# `python notebooks/execute.py 05_few_shot --mode cpu`): ScaLearn
 # 49.5 ± 5.3 / 63.2 ± 3.1 / 66.7 ± 0.4 / 65.0 ± 1.0, Adapter −6.7 ± 1.6 / 6.4 ± 5.6 / 5.7 ± 0.6 / 23.7 ± 2.8,
 # AdapterFusion 50.3 ± 19.5 / 51.5 ± 16.8 / 66.1 ± 1.3 / 61.1 ± 9.4. With 4 labelled pairs the frozen sources give
 # ScaLearn about 50 Pearson, where the target's own adapter learns nothing; AdapterFusion reaches similar means with
