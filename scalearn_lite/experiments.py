@@ -330,6 +330,8 @@ def demo(preset, *, targets: Sequence[str] = DEMO_TARGETS, sources: Sequence[str
     out, targets, sources, methods = Path(out), list(targets), list(sources), list(methods)
     if report not in ("test", "validation"):
         raise ValueError(f"report must be 'test' or 'validation', got {report!r}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1 (runs seeds 0..seeds-1), got {seeds}")
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")

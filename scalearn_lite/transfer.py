@@ -53,6 +53,10 @@ def _prepare(target: str, sources: Sequence[str], method: str, preset: Union[str
              k_shot: Optional[int], include_target: bool, model: Optional[str]):
     task = get_task(target)
     check_method(method)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if k_shot is not None and k_shot < 1:
+        raise ValueError(f"k_shot must be >= 1 (or None: all rows), got {k_shot}")
     preset = get_preset(preset)
     preset = preset.with_(model=model)
     names_in = [] if method in ("head_only", "finetune") else order_sources(task, sources, include_target)

@@ -265,3 +265,17 @@ def test_a_fixed_encoder_run_is_the_same_to_the_last_bit_with_its_validation_out
             return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
 
     assert len(history("reused")) == 3 and history("reused") == history("fresh")
+
+
+def test_the_python_api_refuses_bad_numbers_before_any_work(tmp_path):
+    """transfer(seed=-1), transfer(k_shot=0) and demo(seeds=0) fail at once, naming the argument (the CLI's parser
+    refuses them too); nothing is written."""
+    from scalearn_lite.experiments import demo
+
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        tr.transfer("mrpc", ["rte"], "scalearn", TINY, seed=-1, out=tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="k_shot must be >= 1"):
+        tr.transfer("mrpc", ["rte"], "scalearn", TINY, k_shot=0, out=tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="seeds must be >= 1"):
+        demo(TINY, seeds=0, out=tmp_path / "c", progress=False)
+    assert not any(tmp_path.iterdir())
