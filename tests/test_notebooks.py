@@ -352,9 +352,9 @@ def fast_env(data_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_fast_mode(path, fast_env):
-    """Top to bottom with nbclient; any error fails (the 'open the hood' cells assert their recomputations)."""
+def _execute(path, label: str = "fast mode"):
+    """The notebook at `path` run top to bottom with nbclient in its own folder (an error in any cell raises);
+    prints its wall time and returns the executed notebook."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
@@ -362,7 +362,14 @@ def test_notebook_runs_in_fast_mode(path, fast_env):
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()
-    print(f"{path.stem}: {time.perf_counter() - start:.0f} s")
+    print(f"{path.stem} ({label}): {time.perf_counter() - start:.0f} s")
+    return nb
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_fast_mode(path, fast_env):
+    """Top to bottom with nbclient; any error fails (the 'open the hood' cells assert their recomputations)."""
+    nb = _execute(path)
     outputs = [o for c in _code(nb) for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     if any("viz." in c.source for c in _code(nb)):
@@ -407,14 +414,7 @@ def full_env(data_dir, tmp_path_factory):
 def test_notebook_full_mode_path(path, full_env):
     """Each notebook top to bottom in full mode (`pytest -k full_mode`): the colab preset, hub adapters through the
     mirror, the stand-in base model; any error fails, and the runs really used the stand-ins."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=False,
-                            resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    client.execute()
-    print(f"{path.stem} (full mode, stand-ins): {time.perf_counter() - start:.0f} s")
+    nb = _execute(path, "full mode, stand-ins")
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                      for c in _code(nb) for o in c.outputs)
     assert "mode     full (preset colab)" in text

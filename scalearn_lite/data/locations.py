@@ -4,12 +4,12 @@ identity (file sha256s or the hub revision) for cache keys.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import socket
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ..io import file_sha256 as _hash_file
 from ..tasks import Task, get_task
 
 
@@ -154,11 +154,8 @@ def describe_source(task, data_dir=None, source: str = "auto") -> str:
 
 @functools.lru_cache(maxsize=64)
 def file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """io.file_sha256, remembered per (path, size, mtime): a data file is hashed once per process."""
+    return _hash_file(path)
 
 
 def data_identity(task, data_dir=None, source: str = "auto") -> Dict[str, Any]:
