@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import data as data_mod
 from .hub import HUB_CAVEAT, SOURCE_SPECS, hub_adapter_id, is_hub_id
-from .io import write_text
+from .io import is_finished, write_text
 from .provenance import git_revision, machine
 from .tasks import get_task, list_tasks
 from .train import precision_used
@@ -54,15 +54,10 @@ def _job_folder(job: Job, preset, root: Path) -> Path:
                       include_target=job.include_target, root=root)
 
 
-def _finished(folder: Path) -> bool:
-    """A job's run folder is complete (transfer() reuses it instead of training)."""
-    return (folder / "metrics.json").is_file()
-
-
 def _run_job(job: Job, preset, data_dir, root: Path, progress: bool) -> dict:
     """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
     folder = _job_folder(job, preset, root)
-    reused = _finished(folder)
+    reused = is_finished(folder)  # transfer() reuses it instead of training
     res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, k_shot=job.k_shot, data_dir=data_dir,
                    out=folder, include_target=job.include_target, progress=progress)
     m = res.metrics
@@ -115,7 +110,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress
     rows = [None] * len(jobs)
     todo = []
     for i, job in enumerate(jobs):
-        if _finished(_job_folder(job, preset, root)):  # reused as is: no stage 1, no process
+        if is_finished(_job_folder(job, preset, root)):  # reused as is: no stage 1, no process
             rows[i] = _run_job(job, preset, data_dir, root, False)
             bar.update(1)
         else:

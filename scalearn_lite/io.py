@@ -183,6 +183,15 @@ def check_replaceable(final, what: str = "output folder") -> None:
                               f"({shown}), which would be deleted; choose another --out (a new or empty folder)")
 
 
+FINISHED = "metrics.json"  # written last into every run and stage-1 folder: its presence means finished
+
+
+def is_finished(folder) -> bool:
+    """A run or stage-1 adapter folder is finished once its metrics.json exists (folders appear complete or not at
+    all: atomic_dir swaps them in whole)."""
+    return (Path(folder) / FINISHED).is_file()
+
+
 def file_sha256(path) -> str:
     """The sha256 of a file's bytes (read in 1 MiB chunks), as hex: the one hash of files in this package."""
     digest = hashlib.sha256()

@@ -20,10 +20,10 @@ from .baselines import fuse_sources
 from .config import FIXED_OMEGA, VARIANTS, Preset, preset_from_dict
 from .device import default_device
 from .hub import check_adapter_configs, is_hub_id
-from .io import atomic_dir, damage, read_json, write_json, write_text
+from .io import atomic_dir, damage, is_finished, read_json, write_json, write_text
 from .methods import HEAD, OMEGA_METHODS, build_scalearn
 from .models import load_base, model_id, quiet_activation, untrusted_allowed, untrusted_hub_allowed
-from .sources import (check_untrusted, history_csv, is_complete, loaded_fingerprints, source_dir, source_fingerprint,
+from .sources import (check_untrusted, history_csv, loaded_fingerprints, source_dir, source_fingerprint,
                       stage1_adapter, task_name_of, weights_fingerprint)
 from .tasks import get_task
 
@@ -133,7 +133,7 @@ def _current_fingerprint(ref: str, spec: TransferSpec, data_dir=None) -> Optiona
     a = stage1_adapter(ref, get_task(spec.target), spec.preset, spec.seed, spec.k_shot)
     if a is not None:  # the folder the run's stage 1 resolves it to
         folder = source_dir(a.task, spec.preset, a.seed, a.k_shot, role=a.role, data_dir=data_dir)
-        return weights_fingerprint(folder) if is_complete(folder) else None
+        return weights_fingerprint(folder) if is_finished(folder) else None
     return source_fingerprint(str(Path(ref).expanduser()) if Path(ref).expanduser().is_dir() else ref)
 
 
@@ -222,7 +222,7 @@ def load_run(folder, device=None, *, allow_changed_sources: bool = False,
     Checked first: the folder's files (check_intact), its sources' weights (check_sources_unchanged; opt-in
     `allow_changed_sources`), its base model and hub sources (sources.check_untrusted; opt-in `allow_untrusted_hub`)."""
     folder = Path(folder)
-    if not (folder / "metrics.json").is_file():
+    if not is_finished(folder):
         raise FileNotFoundError(f"{folder} is not a finished run folder (no metrics.json)")
     cfg = read_json(folder / "config.json")
     if cfg["method"] not in RELOADABLE:

@@ -27,7 +27,7 @@ from . import hub
 from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import loss_check, main_metric
-from .io import atomic_dir, check_writable, folder_lock, read_json, write_json, write_text
+from .io import atomic_dir, check_writable, folder_lock, is_finished, read_json, write_json, write_text
 from .models import (attention_used, check_model, encoder_layers, load_base, load_config,
                      model_id, quiet_activation)
 from .scaling import AdapterWeights
@@ -152,11 +152,6 @@ def data_key(task: Task, data_dir=None) -> Optional[str]:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def is_complete(folder: Path) -> bool:
-    """A source folder is complete once its metrics.json exists (it is written last)."""
-    return (Path(folder) / "metrics.json").is_file()
-
-
 # ------------------------------------------------------------------------ integrity, fingerprints
 # adapters' weight file names: safetensors (what we write) first, then the pickle-based .bin of older folders.
 WEIGHT_FILES = {"adapter": ("adapter.safetensors", "pytorch_adapter.bin"),
@@ -216,7 +211,7 @@ def corruption(folder: Path) -> Optional[str]:
 
 def _reusable(folder: Path, settings: dict) -> bool:
     """A complete cached adapter with these settings whose files are intact (a corrupt one: warn, retrain)."""
-    if not is_complete(folder) or _meta(folder).get("settings") != settings:
+    if not is_finished(folder) or _meta(folder).get("settings") != settings:
         return False
     problem = corruption(folder)
     try:

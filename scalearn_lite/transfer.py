@@ -15,7 +15,7 @@ import torch
 
 from . import data as data_mod
 from .config import Preset, get_preset
-from .io import atomic_dir, check_writable, folder_lock, write_json
+from .io import atomic_dir, check_writable, folder_lock, is_finished, write_json
 from .methods import (FIXED_ENCODER, HEAD, OMEGA_METHODS, build_method, check_method, omega_snapshot, param_groups,
                       trainable, transfer_parameters)
 from .metrics import loss_check, main_metric
@@ -221,11 +221,11 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
     tracking = _tracking(spec, report_to, logging_dir)
     spec.data = _data_identity(spec.target, data_dir)  # a finished folder is reused only for the same data
     final = Path(out) if out is not None else run_dir(spec, refs=names_in)
-    if not force and (final / "metrics.json").is_file():  # folders appear complete or not at all: no lock needed
+    if not force and is_finished(final):  # folders appear complete or not at all: no lock needed
         return reuse_run(final, spec, names_in, data_dir)
     check_writable(final, "run folder")
     with folder_lock(final, "run folder"):
-        if not force and (final / "metrics.json").is_file():  # another process finished it while we waited
+        if not force and is_finished(final):  # another process finished it while we waited
             return reuse_run(final, spec, names_in, data_dir)
         task, rows = _target_data(spec, data_dir)
         if method == "adapter":
