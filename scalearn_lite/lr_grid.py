@@ -15,7 +15,7 @@ The "omega" group picks ω's own rate (omega_lr, the head keeping transfer_lr) o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from .config import PRESETS, Preset
 from .methods import OMEGA_METHODS
@@ -52,7 +52,7 @@ def _paper_rate(field: str) -> float:
 
 
 def _score(group: str, preset: Preset, target: str, sources: Sequence[str], out: Path, data_dir, progress,
-           method: str = None) -> dict:
+           method: Optional[str] = None) -> dict:
     """Validation loss and headline metric of one run (seed 0)."""
     method = method or GROUPS[group][1]
     if method in ("source", "target"):
@@ -73,17 +73,19 @@ def lr_grid(preset: Preset, targets: Sequence[str], sources: Sequence[str], grou
     result = {}
     for group in (g for g in GROUPS if g in groups):  # stage 1 first: the sources depend on its rate
         field = GROUPS[group][0]
-        tasks = [t for t in _task_names(sources) if t not in targets] if group == "source" else list(targets)
+        names = [t for t in _task_names(sources) if t not in targets] if group == "source" else list(targets)
         methods = GROUPS[group][1]
-        if isinstance(methods, tuple):  # one rate for several methods: each (target, method) is a task of the mean
-            tasks = [f"{t}:{m}" for t in tasks for m in methods]
+        # task key → (task, method): one rate for several methods makes each (target, method) a task of the mean
+        jobs = ({f"{t}:{m}": (t, m) for t in names for m in methods} if isinstance(methods, tuple)
+                else {t: (t, None) for t in names})
+        tasks = list(jobs)
         rows = []
         for factor in factors:
             lr = float(f"{_paper_rate(field) * factor:.3g}")
             trial = preset.with_(**{field: lr})
-            runs = {t: _score(group, trial, t.split(":")[0], sources, out / group / f"x{factor:g}" / t.replace(":", "-"),
-                              data_dir, progress, t.split(":")[1] if ":" in t else None)
-                    for t in tasks}
+            runs = {key: _score(group, trial, t, sources, out / group / f"x{factor:g}" / key.replace(":", "-"),
+                                data_dir, progress, m)
+                    for key, (t, m) in jobs.items()}
             rows.append({"factor": factor, "lr": lr, "runs": runs})
         for r in rows:  # each task's loss over its best loss in the grid, averaged over tasks
             r["relative_loss"] = sum(r["runs"][t]["validation_loss"] / min(x["runs"][t]["validation_loss"]
