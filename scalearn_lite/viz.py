@@ -232,12 +232,12 @@ def movement_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True
     fig, axes = _plt().subplots(2, n, figsize=(0.6 + n * (0.9 + 1.0 * first.shape[1]), 2.0 + 0.9 * first.shape[0]),
                                 squeeze=False)
     # one range for both rows (both are ω units): a signed mean of 0.09 beside units moved by 0.45 reads pale
-    vmean = vabs = _vmax(*(f for c in changes.values() for f in (c["mean"], c["abs"])))
+    vmax = _vmax(*(f for c in changes.values() for f in (c["mean"], c["abs"])))
     for i, (variant, c) in enumerate(changes.items()):
         last = i == n - 1
-        sns.heatmap(c["mean"], ax=axes[0, i], cmap=OMEGA_CMAP, center=0.0, vmin=-vmean, vmax=vmean, annot=annot,
+        sns.heatmap(c["mean"], ax=axes[0, i], cmap=OMEGA_CMAP, center=0.0, vmin=-vmax, vmax=vmax, annot=annot,
                     fmt=".2f", linewidths=0.5, linecolor="white", cbar=last)
-        sns.heatmap(c["abs"], ax=axes[1, i], cmap=MOVE_CMAP, vmin=0.0, vmax=vabs, annot=annot, fmt=".2f",
+        sns.heatmap(c["abs"], ax=axes[1, i], cmap=MOVE_CMAP, vmin=0.0, vmax=vmax, annot=annot, fmt=".2f",
                     linewidths=0.5, linecolor="white", cbar=last)
         _layer_source_axes(axes[0, i], f"{PAPER_NAMES.get(variant, variant)}\nmean of ω − 2/S", None)
         _layer_source_axes(axes[1, i], "mean |ω − 2/S| over units", None)
