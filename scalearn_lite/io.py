@@ -131,6 +131,9 @@ def stop_on_interrupt(pool) -> Iterator[None]:
                 proc.terminate()
         for proc in processes:
             proc.join(timeout=10)
+            if proc.exitcode is None and proc.is_alive():  # SIGTERM not obeyed in 10 s: SIGKILL cannot be refused
+                proc.kill()
+                proc.join(timeout=5)
         raise
 
 
