@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import VARIANTS, get_preset
-from .io import write_json
+from .files import write_json
 from .models import load_base, model_id, quiet_activation
 from .provenance import cpu_model, git_revision
 from .scaling import AdapterWeights, ScaLearn, SourceBank, attach

@@ -262,7 +262,7 @@ def _lr_grid_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_lr_grid(args) -> int:
     import time
 
-    from .io import write_json
+    from .files import write_json
     from .lr_grid import format_table, lr_grid
     from .provenance import git_revision, machine
     from .tasks import get_task
@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main_process() -> bool:
-    from .io import is_main_process
+    from .processes import is_main_process
 
     return is_main_process()
 
@@ -443,7 +443,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"scalearn-lite: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # a library's own "disk full" (safetensors, torch) outside a folder write
-        from .io import is_disk_full
+        from .files import is_disk_full
 
         if not is_disk_full(err):
             raise

@@ -22,7 +22,7 @@ from .config import Preset, get_preset, preset_from_dict
 from .device import model_device, to_device
 from .encoding import encode, make_loader
 from .hub import hub_adapter_ids, hub_refs
-from .io import read_json
+from .files import read_json
 from .metrics import main_metric
 from .tasks import get_task
 from .train import set_seed

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import data as data_mod
 from .hub import HUB_CAVEAT, SOURCE_SPECS, hub_adapter_id, is_hub_id
-from .io import is_finished, write_text
+from .files import is_finished, write_text
 from .provenance import git_revision, machine
 from .tasks import get_task, list_tasks
 from .train import precision_used
@@ -104,7 +104,7 @@ def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from .io import stop_on_interrupt
+    from .processes import stop_on_interrupt
     from .transfer import stage1_plan, train_stage1
 
     rows = [None] * len(jobs)

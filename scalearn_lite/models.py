@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Tuple
 
-from .io import file_sha256
+from .files import file_sha256
 
 EMBEDDED = "embedded"
 EMBEDDED_ID = "all-MiniLM-L6-v2"

@@ -3,7 +3,7 @@
 A folder holds config.json (the TransferSpec and a fingerprint of each source's weights), history.csv,
 omega.json + omega.safetensors (ω methods), fusion/ (AdapterFusion), head/ (safetensors) and, written last,
 metrics.json: a folder without it is unfinished. Nothing in it needs pickle to read; older folders (omega.pt,
-pytorch_*.bin) still load. Folders appear complete or not at all (io.atomic_dir).
+pytorch_*.bin) still load. Folders appear complete or not at all (files.atomic_dir).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .baselines import fuse_sources
 from .config import FIXED_OMEGA, VARIANTS, Preset, preset_from_dict
 from .device import default_device
 from .hub import check_adapter_configs, is_hub_id
-from .io import atomic_dir, damage, is_finished, read_json, write_json, write_text
+from .files import atomic_dir, damage, is_finished, read_json, write_json, write_text
 from .methods import HEAD, OMEGA_METHODS, build_scalearn
 from .models import load_base, model_id, quiet_activation, untrusted_allowed, untrusted_hub_allowed
 from .sources import (check_untrusted, history_csv, loaded_fingerprints, source_dir, source_fingerprint,
@@ -78,7 +78,7 @@ def run_config(spec: TransferSpec, net=None) -> dict:
 
 def check_intact(folder: Path) -> None:
     """Raise a one-line ValueError naming the damaged file unless every file of a run folder still has the size and
-    sha256 recorded when it was written (io.MANIFEST; folders written before manifests pass)."""
+    sha256 recorded when it was written (files.MANIFEST; folders written before manifests pass)."""
     problem = damage(folder)
     if problem:
         raise ValueError(f"run folder {folder} is corrupt: {problem}; rerun it with --force (transfer(..., "

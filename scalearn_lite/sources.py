@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io as _io
+import io
 import json
 import random
 import re
@@ -27,7 +27,7 @@ from . import hub
 from .config import Preset, get_preset
 from .encoding import encode
 from .metrics import loss_check, main_metric
-from .io import atomic_dir, check_writable, folder_lock, is_finished, read_json, write_json, write_text
+from .files import atomic_dir, check_writable, folder_lock, is_finished, read_json, write_json, write_text
 from .models import (attention_used, check_model, encoder_layers, load_base, load_config,
                      model_id, quiet_activation)
 from .scaling import AdapterWeights
@@ -296,7 +296,7 @@ def _settings(task: Task, preset: Preset, seed: int, k_shot: Optional[int], role
 
 def history_csv(history: List[dict]) -> str:
     keys = list(dict.fromkeys(k for row in history for k in row))
-    buf = _io.StringIO()
+    buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     writer.writerows(history)

@@ -15,7 +15,7 @@ import torch
 
 from . import data as data_mod
 from .config import Preset, get_preset
-from .io import atomic_dir, check_writable, folder_lock, is_finished, write_json
+from .files import atomic_dir, check_writable, folder_lock, is_finished, write_json
 from .methods import (FIXED_ENCODER, HEAD, OMEGA_METHODS, build_method, check_method, omega_snapshot, param_groups,
                       trainable, transfer_parameters)
 from .metrics import loss_check, main_metric

@@ -80,7 +80,7 @@ def zoo_table(zoo: pd.DataFrame) -> str:
 
 def write_zoo(out: Path, zoo: pd.DataFrame, header: str) -> None:
     """zoo.csv and zoo.md (header + table) in `out`."""
-    from .io import write_text
+    from .files import write_text
 
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "zoo.csv", zoo.drop(columns=["path"]).to_csv(index=False, float_format="%.4f"))

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from scalearn_lite import cli, data
 from scalearn_lite.config import PRESETS, get_preset
-from scalearn_lite.io import atomic_dir, write_json
+from scalearn_lite.files import atomic_dir, write_json
 from scalearn_lite.tasks import get_task
 
 sources = importlib.import_module("scalearn_lite.sources")
@@ -319,14 +319,15 @@ def test_exclude_target_with_only_the_target_as_source_says_so():
 
 # ---------------------------------------------------------------------------- 10. more failure tests
 _HOLDER = """
-import importlib.util, shutil, sys, time
-spec = importlib.util.spec_from_file_location("sio", sys.argv[1])  # scalearn_lite/io.py alone: no torch to import
-io = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(io)
-with io.folder_lock(sys.argv[3], sys.argv[4]):
+import shutil, sys, time, types
+package = types.ModuleType("scalearn_lite")  # the package's files.py alone, not its __init__: no torch to import
+package.__path__ = [sys.argv[1]]
+sys.modules["scalearn_lite"] = package
+import scalearn_lite.files as files
+with files.folder_lock(sys.argv[3], sys.argv[4]):
     print("locked", flush=True)
     time.sleep(1.5)  # still training, as far as the other process can tell
-    with io.atomic_dir(sys.argv[3]) as tmp:
+    with files.atomic_dir(sys.argv[3]) as tmp:
         shutil.copytree(sys.argv[2], tmp, dirs_exist_ok=True)
 """
 
@@ -335,8 +336,8 @@ def test_a_second_writer_of_a_run_folder_waits_for_the_first_then_reuses_its_run
                                                                                   capsys):
     kw = dict(data_dir=data_dir, progress=False)
     done = tr.transfer("mrpc", [], "head_only", SHORT, out=tmp_path / "done", **kw)
-    io_py = Path(tr.__file__).with_name("io.py")
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(io_py), str(done.path), str(tmp_path / "run"),
+    package_dir = Path(tr.__file__).parent
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(package_dir), str(done.path), str(tmp_path / "run"),
                                "run folder"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     no_training(monkeypatch)  # the second writer must not train: it waits, then finds the finished run
@@ -350,9 +351,9 @@ def test_a_second_writer_of_a_run_folder_waits_for_the_first_then_reuses_its_run
 def test_a_second_trainer_of_an_adapter_waits_for_the_first_then_reuses_it(data_dir, tmp_path, monkeypatch, capsys,
                                                                            rte_adapter):
     """Two processes asking for the same stage-1 adapter (the demo's workers, two notebooks) train it once."""
-    io_py = Path(tr.__file__).with_name("io.py")
+    package_dir = Path(tr.__file__).parent
     folder = tmp_path / "rte" / "seed0"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(io_py), str(rte_adapter), str(folder),
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(package_dir), str(rte_adapter), str(folder),
                                "adapter folder"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     no_training(monkeypatch)  # the second trainer must not train: it waits, then finds the adapter

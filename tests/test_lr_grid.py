@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from scalearn_lite.config import PRESETS
-from scalearn_lite.io import read_json
+from scalearn_lite.files import read_json
 from scalearn_lite.lr_grid import GROUPS, format_table, lr_grid
 
 ROOT = Path(__file__).resolve().parents[1]

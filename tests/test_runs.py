@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from scalearn_lite import cli
 from scalearn_lite.config import get_preset
-from scalearn_lite.io import MANIFEST
+from scalearn_lite.files import MANIFEST
 from scalearn_lite.runs import load_run
 from scalearn_lite.sources import SOURCE_META, _file_record, source_fingerprint, train_source
 

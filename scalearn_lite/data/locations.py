@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..io import file_sha256 as _hash_file
+from ..files import file_sha256 as _hash_file
 from ..tasks import Task, get_task
 
 
@@ -154,7 +154,7 @@ def describe_source(task, data_dir=None, source: str = "auto") -> str:
 
 @functools.lru_cache(maxsize=64)
 def file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """io.file_sha256, remembered per (path, size, mtime): a data file is hashed once per process."""
+    """files.file_sha256, remembered per (path, size, mtime): a data file is hashed once per process."""
     return _hash_file(path)
 
 

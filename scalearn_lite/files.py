@@ -15,7 +15,9 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional
+
+from . import processes
 
 try:
     import fcntl
@@ -100,53 +102,6 @@ def read_json(path) -> dict:
             return json.load(fh)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is corrupt ({err}); delete its folder and rerun to recreate it") from None
-
-
-def process_info() -> Tuple[int, int]:
-    """(this process's index, number of processes): accelerate's state once an Accelerator exists, else the
-    RANK / WORLD_SIZE that torchrun and `accelerate launch` set; (0, 1) in a plain single process."""
-    try:
-        from accelerate.state import PartialState
-
-        if PartialState._shared_state != {}:  # an Accelerator / PartialState was created in this process
-            state = PartialState()
-            return state.process_index, state.num_processes
-    except ImportError:
-        pass
-    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
-
-
-@contextlib.contextmanager
-def stop_on_interrupt(pool) -> Iterator[None]:
-    """Around the work of a concurrent.futures ProcessPoolExecutor (inside its `with`): on Ctrl-C (or any error)
-    the queued runs are cancelled and the workers stopped, so the executor's exit does not wait for them; run
-    folders are written atomically, so the ones already finished stay valid and the rest are simply absent."""
-    try:
-        yield
-    except BaseException:
-        processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in processes:
-            proc.join(timeout=10)
-            if proc.exitcode is None and proc.is_alive():  # SIGTERM not obeyed in 10 s: SIGKILL cannot be refused
-                proc.kill()
-                proc.join(timeout=5)
-        raise
-
-
-def is_main_process() -> bool:
-    return process_info()[0] == 0
-
-
-def wait_for_everyone() -> None:
-    """A barrier across processes (no-op in a single process)."""
-    if process_info()[1] > 1:
-        from accelerate.state import PartialState
-
-        PartialState().wait_for_everyone()
 
 
 # ------------------------------------------------------------------ folders of ours, and their manifest
@@ -301,7 +256,7 @@ def folder_lock(final, what: str = "folder") -> Iterator[None]:
     process, which waits for them in every collective."""
     final = Path(final).absolute()
     key = str(final)
-    if fcntl is None or key in _HELD or not is_main_process():
+    if fcntl is None or key in _HELD or not processes.is_main_process():
         _HELD[key] = _HELD.get(key, 0) + 1
         try:
             yield
@@ -391,11 +346,11 @@ def atomic_dir(final) -> Iterator[Path]:
     Under several processes (accelerate launch, torchrun) only the main one writes `final`: the others get a
     throwaway folder, and every process waits until `final` is in place before going on.
     """
-    if not is_main_process():
+    if not processes.is_main_process():
         with tempfile.TemporaryDirectory(prefix=".scalearn-not-main-") as scratch:
             yield Path(scratch)
-        wait_for_everyone()
+        processes.wait_for_everyone()
         return
     with _atomic_dir(final) as tmp:
         yield tmp
-    wait_for_everyone()
+    processes.wait_for_everyone()

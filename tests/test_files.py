@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from scalearn_lite.io import (MANIFEST, DiskFullError, atomic_dir, check_writable, damage, foreign_entries, read_json,
+from scalearn_lite.files import (MANIFEST, DiskFullError, atomic_dir, check_writable, damage, foreign_entries, read_json,
                               write_json)
 
 
@@ -151,10 +151,10 @@ def test_a_full_disk_names_the_folder_keeps_the_old_one_and_leaves_no_temp(tmp_p
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    import scalearn_lite.io as io_mod
+    import scalearn_lite.files as files_mod
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(io_mod.json, "dump", full)
+        patch.setattr(files_mod.json, "dump", full)
         with pytest.raises(DiskFullError, match=f"cannot write {tmp_path / 'x.json'}: no space left"):
             write_json(tmp_path / "x.json", {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary file left
@@ -177,36 +177,3 @@ def test_the_cli_says_disk_full_in_one_line_with_exit_2(monkeypatch, capsys, tmp
         assert cli.main(["tasks"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "no space left on the device" in err and named in err, err
-
-
-# ------------------------------------------------------------------------------ Ctrl-C with workers
-def test_ctrl_c_cancels_queued_work_and_stops_the_workers_promptly():
-    import multiprocessing
-    import time
-    from concurrent.futures import ProcessPoolExecutor
-
-    from scalearn_lite.io import stop_on_interrupt
-
-    start = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool, stop_on_interrupt(pool):
-            assert len({pool.submit(os.getpid).result() for _ in range(4)}) >= 1  # workers up
-            futures = [pool.submit(time.sleep, 30) for _ in range(6)]  # two running, four queued
-            time.sleep(1)
-            processes = list(pool._processes.values())
-            assert processes and all(p.is_alive() for p in processes)
-            start = time.perf_counter()
-            raise KeyboardInterrupt  # what Ctrl-C raises in the main process
-    assert time.perf_counter() - start < 15  # not three rounds of 30 s
-    # queued ones are cancelled (how many were already handed to the call queue, and die with their worker, depends
-    # on timing: CPython moves up to workers + 1 calls ahead, more on a busy machine)
-    assert sum(f.cancelled() for f in futures) >= 1
-    # and no worker is left. The executor's manager thread may reap a dead worker at the same moment as our join
-    # does; the loser's waitpid gets ECHILD and Process.is_alive() reads True until the winner records the exit code
-    # (CI saw this once), so dead-ness is read from the sentinel, which is ready as soon as the process has exited.
-    from multiprocessing.connection import wait as wait_ready
-
-    pending, deadline = [p.sentinel for p in processes], time.monotonic() + 5
-    while pending and time.monotonic() < deadline:
-        pending = [s for s in pending if s not in wait_ready(pending, timeout=deadline - time.monotonic())]
-    assert not pending, "a worker is still running 5 s after the interrupt was handled"

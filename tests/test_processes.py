@@ -13,7 +13,7 @@ import pytest
 import torch
 from accelerate.tracking import GeneralTracker
 
-from scalearn_lite import io as io_mod
+from scalearn_lite import files, processes
 from scalearn_lite.config import get_preset
 
 tr = importlib.import_module("scalearn_lite.transfer")
@@ -90,13 +90,13 @@ def test_tensorboard_writes_event_files_and_a_missing_tracker_is_a_clear_error(d
 # ------------------------------------------------------------------------------ item 6: several processes
 def test_only_the_main_process_writes_a_folder(tmp_path, monkeypatch):
     waits = []
-    monkeypatch.setattr(io_mod, "wait_for_everyone", lambda: waits.append(1))
-    monkeypatch.setattr(io_mod, "process_info", lambda: (1, 2))  # the second of two processes
-    with io_mod.atomic_dir(tmp_path / "run") as tmp:
+    monkeypatch.setattr(processes, "wait_for_everyone", lambda: waits.append(1))
+    monkeypatch.setattr(processes, "process_info", lambda: (1, 2))  # the second of two processes
+    with files.atomic_dir(tmp_path / "run") as tmp:
         (tmp / "metrics.json").write_text("{}")
     assert not (tmp_path / "run").exists() and not list(tmp_path.iterdir()) and waits == [1]
-    monkeypatch.setattr(io_mod, "process_info", lambda: (0, 2))  # the main one
-    with io_mod.atomic_dir(tmp_path / "run") as tmp:
+    monkeypatch.setattr(processes, "process_info", lambda: (0, 2))  # the main one
+    with files.atomic_dir(tmp_path / "run") as tmp:
         (tmp / "metrics.json").write_text("{}")
     assert (tmp_path / "run" / "metrics.json").is_file() and waits == [1, 1]  # written, then the barrier
 
@@ -145,3 +145,36 @@ def test_two_cpu_processes_train_the_same_run_as_one(data_dir, tmp_path):
     assert b["validation"]["loss"] == pytest.approx(a["validation"]["loss"], abs=1e-5)
     oa, ob = runs_mod.load_omega(one.path)["omega"], runs_mod.load_omega(tmp_path / "two")["omega"]
     assert torch.allclose(oa, ob, atol=1e-5), (oa - ob).abs().max()  # ω: float rounding only (measured 1.2e-7)
+
+
+# ------------------------------------------------------------------------------ Ctrl-C with workers
+def test_ctrl_c_cancels_queued_work_and_stops_the_workers_promptly():
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from scalearn_lite.processes import stop_on_interrupt
+
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool, stop_on_interrupt(pool):
+            assert len({pool.submit(os.getpid).result() for _ in range(4)}) >= 1  # workers up
+            futures = [pool.submit(time.sleep, 30) for _ in range(6)]  # two running, four queued
+            time.sleep(1)
+            processes = list(pool._processes.values())
+            assert processes and all(p.is_alive() for p in processes)
+            start = time.perf_counter()
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main process
+    assert time.perf_counter() - start < 15  # not three rounds of 30 s
+    # queued ones are cancelled (how many were already handed to the call queue, and die with their worker, depends
+    # on timing: CPython moves up to workers + 1 calls ahead, more on a busy machine)
+    assert sum(f.cancelled() for f in futures) >= 1
+    # and no worker is left. The executor's manager thread may reap a dead worker at the same moment as our join
+    # does; the loser's waitpid gets ECHILD and Process.is_alive() reads True until the winner records the exit code
+    # (CI saw this once), so dead-ness is read from the sentinel, which is ready as soon as the process has exited.
+    from multiprocessing.connection import wait as wait_ready
+
+    pending, deadline = [p.sentinel for p in processes], time.monotonic() + 5
+    while pending and time.monotonic() < deadline:
+        pending = [s for s in pending if s not in wait_ready(pending, timeout=deadline - time.monotonic())]
+    assert not pending, "a worker is still running 5 s after the interrupt was handled"
