@@ -17,12 +17,12 @@ from contextlib import nullcontext
 
 import torch
 
-from scalearn_lite import train
+from scalearn_lite import device, train
 from scalearn_lite.config import get_preset
 from scalearn_lite.experiments import DEMO_SOURCES
 from scalearn_lite.transfer import transfer
 
-CAST = train.frozen_linears_cast
+CAST = train.frozen_linears_cast  # the name fit() calls: swapped below for the autocast-only arm
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cpu = get_preset("cpu")  # the zoo's cache key is the demo's; cpu_precision "auto"
-    if not train.cpu_bf16("cpu", cpu.cpu_precision):
+    if not device.cpu_bf16("cpu", cpu.cpu_precision):
         raise SystemExit("this CPU has no native bf16: the cpu preset computes in fp32 here, where nothing is cast")
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:

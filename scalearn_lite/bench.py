@@ -199,7 +199,7 @@ def scalearn_trial(base, setup: Setup, num_sources: int, mode: str = "batched", 
     if cpu_bf16:
         name, label = f"bf16-S{num_sources}", label + ", CPU bf16"
     if frozen_cast:  # the frozen layers keep bf16 weights for the whole benchmark, as for a whole fit()
-        from .train import cast_frozen_linears
+        from .device import cast_frozen_linears
 
         cast_frozen_linears(model, torch.bfloat16)
         name, label = f"bf16-cast-S{num_sources}", label + ", cast once"

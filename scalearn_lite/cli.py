@@ -120,7 +120,7 @@ def cmd_zoo(args) -> int:
 
     from . import zoo
     from .provenance import git_revision, machine
-    from .train import precision_used
+    from .device import precision_used
 
     start, preset = time.perf_counter(), preset_of(args)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else zoo.ZOO_TASKS

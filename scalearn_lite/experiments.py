@@ -19,7 +19,7 @@ from .hub import HUB_CAVEAT, SOURCE_SPECS, hub_adapter_id, is_hub_id
 from .files import is_finished, write_text
 from .provenance import git_revision, machine
 from .tasks import get_task, list_tasks
-from .train import precision_used
+from .device import precision_used
 from .methods import METHOD_NAMES, METHODS, OMEGA_METHODS
 from .sources import is_task_ref, task_name_of
 from .transfer import run_folder, transfer

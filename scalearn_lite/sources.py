@@ -32,7 +32,8 @@ from .models import (attention_used, check_model, encoder_layers, load_base, loa
                      model_id, quiet_activation)
 from .scaling import AdapterWeights
 from .tasks import Task, get_task
-from .train import FitConfig, evaluate, fit, precision_used, set_seed
+from .device import precision_used
+from .train import FitConfig, evaluate, fit, set_seed
 
 SOURCE_META = "scalearn_source.json"
 # What a seq_bn adapter must look like for the formula of the batched bank to hold.

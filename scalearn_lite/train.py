@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -20,8 +18,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import metrics as metrics_mod
-from .config import CPU_PRECISIONS
-from .device import autocast as device_autocast, model_device, precision_for, to_device
+from .device import (autocast as device_autocast, cpu_bf16, frozen_linears_cast, model_device, precision_for,
+                     resolve_cpu_precision, to_device)
 from . import tracking
 from .encoding import token_length, make_loader
 
@@ -86,27 +84,6 @@ def loss_fn(problem: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return F.cross_entropy(logits, labels)
 
 
-@lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """True where the CPU computes bf16 natively (Linux /proc/cpuinfo: AMX tiles or AVX-512 BF16): there bf16
-    matmuls beat fp32 (an MRPC stage-1 step: 0.53 s bf16 vs 1.23 s fp32 on a 2-core AMD EPYC with avx512_bf16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_cpu_precision(cpu_precision: str) -> str:
-    """"fp32" or "bf16": what a CPU run computes in; "auto" is bf16 only on CPUs with native bf16 units
-    (elsewhere bf16 is emulated and slower than fp32)."""
-    if cpu_precision not in CPU_PRECISIONS:
-        raise ValueError(f"cpu_precision must be one of {CPU_PRECISIONS}, got {cpu_precision!r}")
-    if cpu_precision == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
-    return cpu_precision
-
-
 def _accelerator(cfg: Optional["FitConfig"] = None):
     """accelerate's Accelerator. split_batches: under `accelerate launch` / torchrun each of the N processes gets
     1/N of every batch, so N processes train on the same batches (the same effective batch size) as one."""
@@ -137,11 +114,6 @@ def _warn_partial_batch(accelerator, rows: int, batch_size: int) -> None:
                       "(a single process trains on it)")
 
 
-def cpu_bf16(device_type: str, cpu_precision: str) -> bool:
-    """Whether a model on `device_type` computes under CPU bf16 autocast with this cpu_precision setting."""
-    return device_type == "cpu" and resolve_cpu_precision(cpu_precision) == "bf16"
-
-
 def _autocast(accelerator, cpu_precision: str):
     """The forward pass's precision context: accelerate's on CUDA, bf16 autocast on CPU if asked for."""
     if accelerator.device.type != "cpu":
@@ -149,53 +121,6 @@ def _autocast(accelerator, cpu_precision: str):
     if cpu_bf16("cpu", cpu_precision):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
-
-
-def cast_frozen_linears(model, dtype=torch.bfloat16) -> list:
-    """Give every frozen fp32 nn.Linear of `model` (weight and bias without grad) its weight and bias in `dtype`;
-    returns what restore_linears needs to put the fp32 tensors back. Trainable or already cast layers: unchanged."""
-    swapped = []
-    for module in model.modules():
-        if not isinstance(module, torch.nn.Linear) or module.weight.dtype != torch.float32:
-            continue
-        if any(t is not None and t.requires_grad for t in (module.weight, module.bias)):
-            continue
-        swapped.append((module, module.weight, module.bias))
-        module.weight = torch.nn.Parameter(module.weight.detach().to(dtype), requires_grad=False)
-        if module.bias is not None:
-            module.bias = torch.nn.Parameter(module.bias.detach().to(dtype), requires_grad=False)
-    return swapped
-
-
-def restore_linears(swapped: list) -> None:
-    """Undo cast_frozen_linears: the very fp32 tensors are back."""
-    for module, weight, bias in swapped:
-        module.weight, module.bias = weight, bias
-
-
-@contextmanager
-def frozen_linears_cast(model, device_type: str, cpu_precision: str):
-    """CPU bf16: within the block the frozen nn.Linear layers hold bf16 weights (cast_frozen_linears), cast once,
-    where autocast would cast them again at every call (its cast cache keeps trainable leaves only, and only for
-    one autocast block). Autocast makes exactly these bf16 tensors itself, so results are bit-identical
-    (tests/test_train.py); the cpu preset's demo runs (STS-B, RTE) took 1–2% less time
-    (benchmarks/frozen_cast_cpu.py). The fp32 tensors are back on exit. CUDA or fp32 on CPU: nothing changes."""
-    if not cpu_bf16(device_type, cpu_precision):
-        yield
-        return
-    swapped = []
-    try:
-        swapped = cast_frozen_linears(model, torch.bfloat16)
-        yield
-    finally:
-        restore_linears(swapped)
-
-
-def precision_used(cpu_precision: str) -> str:
-    """A label for metrics.json: "cuda bf16", "cuda fp16", "cpu bf16" or "cpu fp32" (device.precision_for)."""
-    if torch.cuda.is_available():
-        return "cuda " + precision_for("cuda")
-    return "cpu " + resolve_cpu_precision(cpu_precision)
 
 
 def _forward(model, batch: dict, head: Optional[str]) -> torch.Tensor:

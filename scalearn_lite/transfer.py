@@ -24,7 +24,8 @@ from .runs import RunResult, TransferSpec, reuse_run, run_config, run_dir, write
 from .sources import (Stage1Adapter, add_task_head, check_sources, check_untrusted, encode_splits, load_task_data, order_sources,
                       read_weights, resolve_source, source_names, stage1_adapter, train_source, weights_file)
 from .tasks import Task, get_task
-from .train import FitConfig, evaluate, fit, precision_used, schedule_sum, set_seed
+from .device import precision_used
+from .train import FitConfig, evaluate, fit, schedule_sum, set_seed
 
 
 @dataclass

@@ -40,18 +40,18 @@ def gpu(monkeypatch):
 def test_cuda_precision_is_bf16_from_ampere_on_and_fp16_below(gpu, capability, want):
     gpu(capability)  # T4 7.5, V100 7.0, P100 6.x; A100 8.0, RTX 30xx 8.6, H100 9.0
     assert precision_for("cuda") == precision_for(torch.device("cuda", 0)) == want
-    assert train_mod.precision_used("fp32") == f"cuda {want}"  # what metrics.json records
+    assert device_mod.precision_used("fp32") == f"cuda {want}"  # what metrics.json records
 
 
 def test_cpu_precision_is_the_resolved_setting_and_other_devices_fp32(monkeypatch):
     assert precision_for("cpu", "fp32") == "fp32" and precision_for("cpu", "bf16") == "bf16"
     assert precision_for("meta") == "fp32"
     with pytest.raises(ValueError, match="resolved"):
-        precision_for("cpu", "auto")  # a preset's "auto" goes through train.resolve_cpu_precision first
-    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
-    assert train_mod.precision_used("auto") == "cpu bf16"
-    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: False)
-    assert train_mod.precision_used("auto") == "cpu fp32"
+        precision_for("cpu", "auto")  # a preset's "auto" goes through resolve_cpu_precision first
+    monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: True)
+    assert device_mod.precision_used("auto") == "cpu bf16"
+    monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: False)
+    assert device_mod.precision_used("auto") == "cpu fp32"
 
 
 @pytest.mark.parametrize("capability, want", [((7, 5), "fp16"), ((8, 0), "bf16")])
@@ -222,3 +222,13 @@ def test_fusion_attention_is_averaged_on_the_cpu_whatever_the_models_device():
     batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}
     frame = viz.fusion_attention_frame(OnMeta(), [batch])
     assert frame.to_numpy().tolist() == [[0.5, 0.5]]
+
+
+def test_cpu_precision_auto_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: True)
+    assert device_mod.resolve_cpu_precision("auto") == "bf16"
+    monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: False)
+    assert device_mod.resolve_cpu_precision("auto") == "fp32"
+    assert device_mod.resolve_cpu_precision("bf16") == "bf16" and device_mod.resolve_cpu_precision("fp32") == "fp32"
+    with pytest.raises(ValueError, match="cpu_precision must be one of"):
+        train_mod.FitConfig(lr=1.0, epochs=1, cpu_precision="half")

@@ -14,7 +14,7 @@ from scalearn_lite.tasks import get_task
 from scalearn_lite import train as train_mod
 from scalearn_lite.config import Preset
 from scalearn_lite.metrics import decide_problem as decide
-from scalearn_lite.train import FitConfig, fit, predict, resolve_cpu_precision
+from scalearn_lite.train import FitConfig, fit, predict
 
 
 class Tok:
@@ -114,15 +114,7 @@ def test_cpu_bf16_casts_frozen_linears_once_with_bit_identical_results(monkeypat
     np.testing.assert_array_equal(logits, logits_ref)
 
 
-def test_cpu_precision_auto_follows_the_hardware(monkeypatch):
-    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
-    assert resolve_cpu_precision("auto") == "bf16"
-    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: False)
-    assert resolve_cpu_precision("auto") == "fp32"
-    assert resolve_cpu_precision("bf16") == "bf16" and resolve_cpu_precision("fp32") == "fp32"
-    with pytest.raises(ValueError, match="cpu_precision must be one of"):
-        FitConfig(lr=1.0, epochs=1, cpu_precision="half")
-    with pytest.raises(ValueError, match="cpu_precision must be one of"):
+with pytest.raises(ValueError, match="cpu_precision must be one of"):
         Preset(name="x", cpu_precision="fp16")
 
 
