@@ -116,7 +116,7 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import course, viz
+from scalearn_lite import analysis, course, viz
 
 env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
@@ -180,7 +180,7 @@ print(f"transfer parameters: {m['transfer_params']:,}   run folder: {res.path}")
 # read off these figures: notebook 03 compares ScaLearn with ω fixed at its start 2/S over three seeds.
 
 # %%
-frame = viz.omega_frame(res)
+frame = analysis.omega_frame(res)
 viz.omega_heatmap(frame, title=f"ScaLearn ω → {TARGET}");
 
 # %%
@@ -211,13 +211,13 @@ print(f"ω: {L} layers × {S} sources × {d} units = {omega.numel():,} parameter
 # ## Step 4 — what each source adds
 #
 # ω alone hides that the source adapters' outputs $A_i(h)$ differ in size, and for vector ω the mean over units
-# hides how the units moved. `viz.run_contributions` runs up to 200 validation rows through the trained model and
+# hides how the units moved. `analysis.run_contributions` runs up to 200 validation rows through the trained model and
 # measures, per layer and source, $\lVert \omega_i \odot A_i(h) \rVert / \lVert f + x \rVert$ averaged over the
 # rows' tokens: how much each source actually adds to the layer's output, relative to what the layer computes
 # without the adapters (0 = nothing).
 
 # %%
-contributions = viz.run_contributions(res)
+contributions = analysis.run_contributions(res)
 viz.contribution_heatmap(contributions, title=f"what each source adds → {TARGET}");
 
 # %% [markdown]
@@ -243,7 +243,7 @@ viz.contribution_heatmap(contributions, title=f"what each source adds → {TARGE
 # ```python
 # res_u = course.run(TARGET, SOURCES, "scalearn_uniform_pp", PRESET, seed=SEED)
 # print(res_u.metrics["transfer_params"])        # S: one scalar per source, shared by every layer
-# viz.omega_heatmap(viz.omega_frame(res_u));     # "++": one ω for all layers, so every row is the same
+# viz.omega_heatmap(analysis.omega_frame(res_u));     # "++": one ω for all layers, so every row is the same
 # ```
 # </details>
 #

@@ -108,7 +108,7 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import course, viz
+from scalearn_lite import analysis, course, viz, widgets
 
 env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
@@ -190,7 +190,7 @@ viz.omega_over_training(runs["scalearn"], what="abs");  # how far the units move
 # (0 = nothing), one colour scale for the four variants.
 
 # %%
-viz.variant_contributions({v: viz.run_contributions(path) for v, path in runs.items()});
+viz.variant_contributions({v: analysis.run_contributions(path) for v, path in runs.items()});
 
 # %% [markdown]
 # **What CPU mode shows**: the two vector variants draw nearly the same picture — STS-B's own adapter adds 0.13–0.19
@@ -206,13 +206,13 @@ viz.variant_contributions({v: viz.run_contributions(path) for v, path in runs.it
 # `transfer()` saves AdapterFusion's layers in its run folder (`fusion/`) and `load_run` rebuilds the model from
 # it, so notebook 03's AdapterFusion run could be read back. This notebook trains its own with `course.train_fusion`
 # (same target and sources, `FUSION_STEPS` optimiser steps: a short run in fast mode, the preset's budget
-# otherwise) and keeps it in memory, so that it runs without notebook 03. `viz.fusion_attention_frame` runs it with
-# `output_adapter_fusion_attentions=True` and averages the attention over every non-padding token.
+# otherwise) and keeps it in memory, so that it runs without notebook 03. `analysis.fusion_attention_frame` runs
+# it with `output_adapter_fusion_attentions=True` and averages the attention over every non-padding token.
 
 # %%
 fusion = course.train_fusion(TARGET, SOURCES, PRESET, seed=SEED, max_steps=FUSION_STEPS)
-attention = viz.fusion_attention_frame(fusion.net, course.batches(fusion, "validation"))
-viz.compare_fusion_scalearn(attention, viz.omega_frame(runs["scalearn"]));
+attention = analysis.fusion_attention_frame(fusion.net, analysis.batches(fusion, "validation"))
+viz.compare_fusion_scalearn(attention, analysis.omega_frame(runs["scalearn"]));
 
 # %% [markdown]
 # **What CPU mode shows**: AdapterFusion, trained on the same rows, commits where ScaLearn's means do not: its
@@ -235,7 +235,7 @@ name = fusion.net.active_adapters.name
 module = encoder_layers(fusion.net)[0].output.adapter_fusion_layer[name]
 seen = {}
 hook = module.register_forward_hook(lambda mod, inp, out: seen.update(inp=inp))
-batch = next(iter(course.batches(fusion, "validation", batch_size=4)))
+batch = next(iter(analysis.batches(fusion, "validation", batch_size=4)))
 batch.pop("labels")
 with torch.no_grad():
     out = fusion.net(**batch, output_adapter_fusion_attentions=True)
@@ -275,7 +275,7 @@ viz.target_source_matrix(matrix_runs, columns=MATRIX_TASKS);
 browse = {TARGET: dict(runs)}
 for t, path in matrix_runs.items():
     browse.setdefault(t, {})[MATRIX_VARIANT] = path
-viz.run_browser(browse)
+widgets.run_browser(browse)
 
 # %% [markdown]
 # ## Set ω by hand
@@ -285,7 +285,7 @@ viz.run_browser(browse)
 # that single adapter). The sliders below re-score the validation rows whenever one is released.
 
 # %%
-scorer = course.OmegaScorer(runs["scalearn"], max_rows=SCORER_ROWS)
+scorer = analysis.OmegaScorer(runs["scalearn"], max_rows=SCORER_ROWS)
 scorer.table().round(1)
 
 # %% [markdown]
@@ -297,7 +297,7 @@ scorer.table().round(1)
 # 76.2 ± 2.5).
 
 # %%
-viz.omega_sliders(scorer, scorer.sources, start=scorer.learned_per_source(), metric=scorer.metric)
+widgets.omega_sliders(scorer, scorer.sources, start=scorer.learned_per_source(), metric=scorer.metric)
 
 # %% [markdown]
 # ## Exercises
@@ -348,7 +348,7 @@ viz.omega_sliders(scorer, scorer.sources, start=scorer.learned_per_source(), met
 # <details><summary>Solution 2</summary>
 #
 # ```python
-# attention.sum(axis=1), viz.omega_frame(runs["scalearn"]).sum(axis=1)
+# attention.sum(axis=1), analysis.omega_frame(runs["scalearn"]).sum(axis=1)
 # ```
 # Attention is a softmax: each row sums to 1. ω is unconstrained, and starts at 2/S per source, so its rows start
 # summing to 2.

@@ -18,12 +18,9 @@ import pandas as pd
 import torch
 
 from . import data as data_mod
-from .config import Preset, get_preset, preset_from_dict
-from .device import model_device, to_device
-from .encoding import encode, make_loader
+from .config import Preset, get_preset
 from .hub import hub_adapter_ids, hub_refs
 from .files import read_json
-from .metrics import main_metric
 from .tasks import get_task
 from .train import set_seed
 
@@ -334,53 +331,7 @@ def best_constant(target: str, preset: Union[str, Preset], data_dir=None) -> Opt
     return constant_scores([target], get_preset(preset), data_dir)[get_task(target).name]
 
 
-# --------------------------------------------------------------- notebook 04: models in memory
-class OmegaScorer:
-    """A saved ω run, reloaded: `scorer([ω_1..ω_S])` sets ω_i in every layer and unit and returns the metric.
-
-    `scorer(None)` restores and scores the learned ω. Used by the ω sliders of notebook 04.
-    """
-
-    def __init__(self, folder, split: str = "validation", max_rows: Optional[int] = None, data_dir=None,
-                 device=None):
-        from .sources import load_task_data
-        from .runs import load_run
-
-        self.net, self.tokenizer, task, cfg = load_run(folder, device)  # device None: CUDA when there is one
-        preset = preset_from_dict(cfg["preset"])
-        self.task = data_mod.resolve_labels(task, data_dir)
-        rows = load_task_data(self.task, preset, data_dir, k_shot=cfg["k_shot"], seed=cfg["seed"])[split]
-        self.feats = encode(self.task, rows[:max_rows] if max_rows else rows, self.tokenizer, preset.length_for(self.task.name))
-        self.sources = list(self.net.scalearn.sources)
-        self.learned = self.net.scalearn.omega.weight.detach().clone()  # (L|1, S, d|1)
-        self.metric = main_metric(self.task)
-
-    def learned_per_source(self) -> List[float]:
-        """The learned ω averaged over layers and units, one value per source."""
-        return self.learned.mean(dim=(0, 2)).tolist()
-
-    def __call__(self, omega: Optional[Sequence[float]] = None) -> float:
-        from .train import evaluate
-        from .methods import HEAD
-
-        sl = self.net.scalearn
-        sl.set_omega(self.learned if omega is None else torch.tensor([float(w) for w in omega]).view(-1, 1))
-        try:
-            return evaluate(self.net, self.task, self.feats, self.tokenizer, HEAD)[self.metric]
-        finally:
-            sl.set_omega(self.learned)
-
-    def table(self) -> pd.DataFrame:
-        """The metric under hand-made ω settings: learned, uniform 2/S (ω's start), uniform 1/S, zero, and each source
-        alone (one-hot). The head is the one trained with the learned ω for every row."""
-        S = len(self.sources)
-        settings = {"learned ω": None, "uniform 2/S (the start)": [2.0 / S] * S, "uniform 1/S": [1.0 / S] * S,
-                    "zero (head only)": [0.0] * S}
-        settings.update({f"only {s} (one-hot)": [float(i == k) for i in range(S)] for k, s in enumerate(self.sources)})
-        rows = [{"ω setting": name, self.metric: 100 * self(w)} for name, w in settings.items()]
-        return pd.DataFrame(rows).set_index("ω setting")
-
-
+# ---------------------------------------------------------- notebook 04: a fusion model in memory
 def train_fusion(target: str, sources: Sequence[str], preset: Union[str, Preset], *, seed: int = 0, data_dir=None,
                  max_steps: Optional[int] = None, progress: bool = False):
     """AdapterFusion on `target` kept in memory (for its attention scores, which a run folder does not keep)."""
@@ -388,12 +339,3 @@ def train_fusion(target: str, sources: Sequence[str], preset: Union[str, Preset]
 
     return fit_transfer(target, sources, "adapterfusion", get_preset(preset), seed=seed, data_dir=data_dir,
                         max_steps=max_steps, progress=progress)
-
-
-def batches(run_, split: str = "validation", batch_size: int = 32, max_rows: Optional[int] = None):
-    """The batches of an in-memory run's encoded split (for fusion_attention_frame), on its model's device."""
-    feats = run_.feats[split][:max_rows] if max_rows else run_.feats[split]
-    where = model_device(run_.net)
-    for batch in make_loader(feats, run_.task, run_.tokenizer, batch_size):
-        yield to_device(batch, where)
-

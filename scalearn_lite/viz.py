@@ -1,5 +1,6 @@
-"""ω tables (pandas) and seaborn plots: heatmaps per layer × source, ω over training, AdapterFusion
-attention next to ω, a target × source matrix, the efficiency plot, the probing plots, and widgets.
+"""Seaborn plots of ω and its kin: heatmaps per layer × source, how far ω moved, ω over training, what each source
+adds, AdapterFusion attention next to ω, a target × source matrix, the efficiency, few-shot and probing plots.
+The numbers they draw come from analysis.py; the widgets are in widgets.py.
 
 Every plotting function returns its matplotlib Axes (or Figure) and takes `save=path` (.png or .svg).
 ω is unconstrained (it may be negative), so ω heatmaps use a diverging palette centred at ω's initial value 2/S:
@@ -7,103 +8,18 @@ white = unchanged by training, red = grown, blue = shrunk (center=0.0 centres th
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
+from .analysis import RunLike, init_value, omega_change, omega_frame, target_source_frame
+
 OMEGA_CMAP = "vlag"  # seaborn's diverging blue-white-red: white is ω = 0
 ATTENTION_CMAP = "Blues"  # attention is a probability in [0, 1]
-RunLike = Union[str, Path, dict, object]
 
 
-# ----------------------------------------------------------------------------------------- tables
-def _omega_record(run: RunLike) -> dict:
-    """omega.json's content for a run folder / RunResult / omega.json path / dict / model with ScaLearn."""
-    if isinstance(run, dict):
-        return run
-    if hasattr(run, "path") and not hasattr(run, "scalearn"):  # a RunResult
-        run = run.path
-    if isinstance(run, (str, Path)):
-        path = Path(run)
-        path = path / "omega.json" if path.is_dir() else path
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: only ScaLearn variants (and 'average') write omega.json")
-        return json.loads(path.read_text())
-    from .runs import omega_json
-
-    if hasattr(run, "scalearn"):  # a model with ScaLearn attached
-        return omega_json(run)
-    if hasattr(run, "omega") and hasattr(run, "sources"):  # a ScaLearn module
-        return omega_json(SimpleNamespace(scalearn=run))
-    raise TypeError(f"cannot read ω from {type(run).__name__}: give a run folder, RunResult, dict or model")
-
-
-def _layer_index(n: int) -> pd.Index:
-    return pd.Index([f"layer {l}" for l in range(n)], name="layer")
-
-
-def omega_frame(run_or_model: RunLike) -> pd.DataFrame:
-    """ω per layer × source, (L, S): index "layer 0".., columns the sources in order; mean over hidden units."""
-    rec = _omega_record(run_or_model)
-    values = np.asarray(rec["per_layer_source"], dtype=float)  # (L, S)
-    return pd.DataFrame(values, index=_layer_index(values.shape[0]),
-                        columns=pd.Index(rec["sources"], name="source"))
-
-
-def omega_spread(run_or_model: RunLike) -> pd.DataFrame:
-    """Std of ω over hidden units per layer × source, (L, S) (population std; 0 for the scalar variants)."""
-    rec = _omega_record(run_or_model)
-    if rec.get("per_unit") is None:
-        spread = np.zeros_like(np.asarray(rec["per_layer_source"], dtype=float))
-    else:
-        spread = np.asarray(rec["per_unit"], dtype=float).std(axis=-1)  # (L, S, d) → (L, S)
-    return pd.DataFrame(spread, index=_layer_index(spread.shape[0]), columns=pd.Index(rec["sources"], name="source"))
-
-
-def _per_unit(rec: dict) -> np.ndarray:
-    """ω of a record per layer × source × hidden unit, (L, S, d), or (L, S, 1) for the scalar variants."""
-    if rec.get("per_unit") is not None:
-        return np.asarray(rec["per_unit"], dtype=float)  # (L, S, d)
-    return np.asarray(rec["per_layer_source"], dtype=float)[..., None]  # (L, S, 1)
-
-
-def omega_change(run_or_model: RunLike) -> dict:
-    """How far ω moved from its start 2/S, per layer × source, as two (L, S) frames: "mean" = the signed mean
-    change over hidden units (what a heatmap of ω shows), "abs" = the mean |ω − 2/S| over hidden units (how far the
-    units moved: a vector ω can move per unit while its mean stays at 2/S). Scalar ω: both are ω − 2/S, |ω − 2/S|."""
-    rec = _omega_record(run_or_model)
-    delta = _per_unit(rec) - init_value(len(rec["sources"]))  # (L, S, d|1)
-    columns = pd.Index(rec["sources"], name="source")
-    return {name: pd.DataFrame(values, index=_layer_index(values.shape[0]), columns=columns)
-            for name, values in (("mean", delta.mean(-1)), ("abs", np.abs(delta).mean(-1)))}  # (L, S) each
-
-
-def omega_stats(run_or_model: RunLike) -> pd.DataFrame:
-    """One row per layer × source: ω's mean, min and max over hidden units and mean_abs_change = mean |ω − 2/S|."""
-    rec = _omega_record(run_or_model)
-    values = _per_unit(rec)  # (L, S, d|1)
-    change = omega_change(rec)["abs"].to_numpy()
-    rows = [{"layer": l, "source": s, "mean": values[l, i].mean(), "min": values[l, i].min(),
-             "max": values[l, i].max(), "mean_abs_change": change[l, i]}
-            for l in range(values.shape[0]) for i, s in enumerate(rec["sources"])]
-    return pd.DataFrame(rows)
-
-
-def target_source_frame(runs: Mapping[str, RunLike], columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
-    """targets × sources: each run's ω averaged over layers (and units); NaN where a source was not used."""
-    rows = {target: omega_frame(run).mean(axis=0) for target, run in runs.items()}
-    frame = pd.DataFrame(rows).T
-    if columns is not None:
-        frame = frame.reindex(columns=[c for c in columns if c in frame.columns])
-    frame.index.name, frame.columns.name = "target", "source"
-    return frame
-
-
-# ------------------------------------------------------------------------------------------ plots
 def _plt():
     import matplotlib.pyplot as plt
 
@@ -198,13 +114,6 @@ def _range(c: float, center: Union[float, str], *deviations: pd.DataFrame) -> fl
     return max(vmax, MIN_INIT_RANGE * abs(c)) if center == "init" else vmax
 
 
-def init_value(num_sources: int) -> float:
-    """ω's initial mean, 2/S (ScaLearnConfig.init_scale / S)."""
-    from .config import ScaLearnConfig
-
-    return ScaLearnConfig().init_scale / num_sources
-
-
 def variant_heatmaps(runs: Mapping[str, RunLike], save=None, annot: bool = True, center: Union[float, str] = "init"):
     """One ω heatmap per variant ({variant: run}), one shared colour scale (centred at 2/S: white = unchanged,
     or at `center`); returns the Figure."""
@@ -290,73 +199,6 @@ def omega_over_training(run: RunLike, ax=None, layer: Optional[int] = None, save
     return ax
 
 
-def contribution_frame(model, batches, cpu_precision: str = "fp32") -> pd.DataFrame:
-    """What each source adds, (L, S): per layer and source, the mean over real (unpadded) tokens of
-    ‖ω_i ⊙ A_i(h)‖ / ‖f + x‖ (norms over hidden units), ω without dropout, the model in eval mode.
-    `cpu_precision` "bf16": on CPU the model runs under bf16 autocast, as the run was trained and scored
-    (norms are taken in fp32 either way).
-
-    ω alone hides that source adapters' outputs differ in size, and for vector ω the layer mean hides per-unit
-    movement; this ratio is the share of the layer's pre-LayerNorm sum each source actually contributes.
-    `batches`: dicts of input_ids / attention_mask (/ token_type_ids) tensors, e.g. a DataLoader over validation;
-    multiple-choice batches (B, C, T) count every choice's sequence, as the encoder sees them (B·C, T).
-    """
-    import torch
-
-    from .device import model_device, to_device
-    from .models import encoder_layers
-    from .train import cpu_bf16, frozen_linears_cast
-
-    sl = model.scalearn
-    where = model_device(model)  # the inputs go to the model's device
-    device = where.type
-    outputs = [layer.output for layer in encoder_layers(model)]
-    sums = torch.zeros(len(outputs), len(sl.sources), dtype=torch.float64)  # (L, S)
-    count, mask = 0, None
-
-    def hook(l):
-        def fn(module, args, _out):
-            ups, residual = module.parts(*args)  # (S, B, T, d), (B, T, d)
-            ratio = ups.float().norm(dim=-1) / residual.float().norm(dim=-1).clamp(min=1e-12)  # (S, B, T)
-            sums[l] += (ratio * mask).sum((1, 2)).double().cpu()  # (S,) summed over real tokens
-        return fn
-
-    was_training = model.training
-    model.eval()
-    handles = [o.register_forward_hook(hook(l)) for l, o in enumerate(outputs)]
-    try:
-        with torch.no_grad(), frozen_linears_cast(model, device, cpu_precision), \
-                torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16(device, cpu_precision)):
-            for batch in batches:
-                inputs = {k: v.reshape(-1, v.shape[-1]).to(where) for k, v in batch.items()  # (B, C, T) → (B·C, T)
-                          if k in ("input_ids", "attention_mask", "token_type_ids")}
-                mask = inputs["attention_mask"].float()  # (B, T), or (B·C, T) for choices
-                model.base_model(**inputs)
-                count += float(mask.sum())
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    values = (sums / max(count, 1)).numpy()
-    return pd.DataFrame(values, index=_layer_index(values.shape[0]), columns=pd.Index(sl.sources, name="source"))
-
-
-def run_contributions(run: RunLike, split: str = "validation", max_rows: int = 200, data_dir=None) -> pd.DataFrame:
-    """contribution_frame of a saved ScaLearn run (load_run) over up to `max_rows` rows of its `split`, in the
-    precision the run was trained in (its preset's cpu_precision)."""
-    from .config import preset_from_dict
-    from .encoding import make_loader
-    from .sources import encode_splits, load_task_data
-    from .runs import load_run
-
-    folder = Path(run.path if hasattr(run, "path") else run)
-    net, tokenizer, task, cfg = load_run(folder)
-    preset = preset_from_dict(cfg["preset"])
-    rows = load_task_data(task, preset, data_dir, cfg.get("k_shot"))[split][:max_rows]
-    feats = encode_splits(task, {split: rows}, tokenizer, preset)[split]
-    return contribution_frame(net, make_loader(feats, task, tokenizer, preset.eval_batch_size), preset.cpu_precision)
-
-
 def contribution_heatmap(frame: pd.DataFrame, ax=None, title: Optional[str] = "‖ω_i ⊙ A_i(h)‖ / ‖f + x‖",
                          vmax: Optional[float] = None, cbar: bool = True, save=None):
     """Heatmap of a contribution frame (L, S), sequential palette from 0 (adds nothing), annotated."""
@@ -392,55 +234,6 @@ def variant_training(runs: Mapping[str, RunLike], save=None, what: str = "mean")
     fig.tight_layout()
     _save(fig, save)
     return fig
-
-
-def _fusion_setup(model, fusion):
-    from adapters.composition import Fuse
-
-    setup = fusion or model.active_adapters
-    if isinstance(setup, str):
-        setup = Fuse(*setup.split(","))
-    while setup is not None and not isinstance(setup, Fuse) and len(setup.children) == 1:
-        setup = setup.children[0]  # unwrap Stack(Fuse(...))
-    if not isinstance(setup, Fuse):
-        raise ValueError(f"the model has no active AdapterFusion (active: {model.active_adapters})")
-    return setup
-
-
-def fusion_attention_frame(model, loader_or_batch, fusion=None, head: Optional[str] = None) -> pd.DataFrame:
-    """AdapterFusion attention per layer × source, (L, S): averaged over every non-padding token of the batches."""
-    import torch
-
-    from .device import model_device
-
-    setup = _fusion_setup(model, fusion)
-    where = model_device(model)  # the inputs go to the model's device
-    batches = [loader_or_batch] if isinstance(loader_or_batch, Mapping) else loader_or_batch
-    total, count = None, 0.0
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for batch in batches:
-            inputs = {k: v.to(where) for k, v in batch.items()
-                      if k in ("input_ids", "attention_mask", "token_type_ids")}
-            out = model(**inputs, output_adapter_fusion_attentions=True, **({"head": head} if head else {}))
-            per_layer = out["adapter_fusion_attentions"][setup.name]  # {layer: {location: (B, T, S)}}
-            mask = batch["attention_mask"].float().cpu()  # (B, T) on the CPU, where adapters returns the attention
-            sums = torch.stack([_location_mean(per_layer[l], mask) for l in sorted(per_layer)]).float().cpu()  # (L, S)
-            total = sums if total is None else total + sums
-            count += float(mask.sum())
-    model.train(was_training)
-    values = (total / count).numpy()
-    return pd.DataFrame(values, index=_layer_index(values.shape[0]),
-                        columns=pd.Index(list(setup.children), name="source"))
-
-
-def _location_mean(locations: dict, mask):
-    import torch
-
-    key = "output_adapter" if "output_adapter" in locations else next(iter(locations))
-    att = torch.as_tensor(locations[key], dtype=torch.float32)  # (B, T, S)
-    return (att * mask[..., None]).sum((0, 1))  # (S,) summed over real tokens
 
 
 def compare_fusion_scalearn(fusion_frame: pd.DataFrame, omega: pd.DataFrame, save=None,
@@ -595,73 +388,3 @@ def probe_grid(results: pd.DataFrame, ax=None, value: str = "test", select: str 
     ax.set_title(f"two frozen adapters at fixed ω\n(dashed: ω₁ + ω₂ = 1, red: best on {select})")
     _save(ax.figure, save)
     return ax
-
-
-# ---------------------------------------------------------------------------------------- widgets
-def _widgets():
-    try:
-        import ipywidgets
-
-        return ipywidgets
-    except ImportError:
-        print("ipywidgets is not installed: showing the static figures only")
-        return None
-
-
-def run_browser(runs: Mapping[str, Mapping[str, RunLike]]):
-    """Dropdowns target / variant and a layer slider over {target: {variant: run}}: the ω heatmap and one layer's bars."""
-    w = _widgets()
-    if w is None:
-        return None
-    plt = _plt()
-    targets = list(runs)
-    target = w.Dropdown(options=targets, description="target")
-    variant = w.Dropdown(options=list(runs[targets[0]]), description="variant")
-    layer = w.IntSlider(min=0, max=len(omega_frame(next(iter(runs[targets[0]].values())))) - 1, description="layer")
-    out = w.Output()
-
-    def draw(*_):
-        variant.options = list(runs[target.value])
-        frame = omega_frame(runs[target.value][variant.value])
-        layer.max = len(frame) - 1
-        with out:
-            out.clear_output(wait=True)
-            fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.9 + 0.45 * len(frame) + 1))
-            omega_heatmap(frame, ax=a, title=f"{variant.value} → {target.value}")
-            a.axhline(layer.value, color="black", lw=2)
-            frame.iloc[layer.value].plot.bar(ax=b, color="tab:blue")
-            b.axhline(0, color="black", lw=0.6)
-            b.set_title(f"layer {layer.value}")
-            b.set_ylabel("ω")
-            plt.show()
-
-    for control in (target, variant, layer):
-        control.observe(draw, names="value")
-    draw()
-    box = w.VBox([w.HBox([target, variant, layer]), out])
-    box.redraw = draw  # for tests and scripts
-    return box
-
-
-def omega_sliders(scorer: Callable[[Optional[Sequence[float]]], float], sources: Sequence[str],
-                  start: Optional[Sequence[float]] = None, lo: float = -1.0, hi: float = 2.0, step: float = 0.05,
-                  metric: str = "metric"):
-    """One slider per source sets ω_i (every layer) by hand; the label shows scorer(ω) live, on release."""
-    w = _widgets()
-    if w is None:
-        return None
-    start = list(start) if start is not None else [1.0 / len(sources)] * len(sources)
-    sliders = [w.FloatSlider(value=v, min=lo, max=hi, step=step, description=s, continuous_update=False)
-               for s, v in zip(sources, start)]
-    label = w.HTML()
-
-    def update(*_):
-        values = [s.value for s in sliders]
-        label.value = f"<b>{metric} = {100 * scorer(values):.2f}</b> at ω = {[round(v, 2) for v in values]}"
-
-    for s in sliders:
-        s.observe(update, names="value")
-    update()
-    box = w.VBox([*sliders, label])
-    box.update, box.sliders, box.label = update, sliders, label
-    return box

@@ -70,19 +70,3 @@ def test_scalearn_home_wins_and_nothing_changes_off_colab(monkeypatch, tmp_path)
     assert course.work_dir() is None and course.runs_root().parts[-2:] == ("runs", "notebooks")
     monkeypatch.setenv(course.ENV_HOME, str(tmp_path / "home"))
     assert course.work_dir() == tmp_path / "home" and course.runs_root() == tmp_path / "home" / "runs"
-
-
-def test_omega_scorer_table_sets_omega_to_the_start_two_over_s_beside_one_over_s(monkeypatch):
-    """The set-ω-by-hand table of notebook 04 carries ω's start value 2/S (the fixed-ω control) next to 1/S."""
-    seen = {}
-
-    def fake_score(self, omega=None):
-        seen[None if omega is None else tuple(omega)] = True
-        return -1.0 if omega is None else sum(omega) / 100  # the table shows 100 × the score
-    monkeypatch.setattr(course.OmegaScorer, "__call__", fake_score)
-    scorer = course.OmegaScorer.__new__(course.OmegaScorer)
-    scorer.sources, scorer.metric = ["sst2", "qnli", "mrpc", "stsb"], "pearson"
-    table = scorer.table()["pearson"]
-    assert table["uniform 2/S (the start)"] == pytest.approx(2.0) and (0.5,) * 4 in seen  # ω_i = 2/S = 0.5
-    assert table["uniform 1/S"] == pytest.approx(1.0) and table["zero (head only)"] == 0.0
-    assert table["only stsb (one-hot)"] == pytest.approx(1.0) and table["learned ω"] == -100.0

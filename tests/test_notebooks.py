@@ -319,24 +319,6 @@ def test_publish_sets_the_one_source_and_builds_the_badges_from_it():
     assert publish.paste_cell(twin, COLAB_CELL.read_text()) == twin  # the committed twins hold the cell already
 
 
-# The widget classes of ipywidgets 7.7 (Colab's frontend does not support 8): viz's widgets must use no others.
-IPYWIDGETS_7 = {"Accordion", "BoundedFloatText", "BoundedIntText", "Box", "Button", "Checkbox", "Dropdown",
-                "FloatLogSlider", "FloatProgress", "FloatRangeSlider", "FloatSlider", "FloatText", "GridBox", "HBox",
-                "HTML", "HTMLMath", "Image", "IntProgress", "IntRangeSlider", "IntSlider", "IntText", "Label",
-                "Layout", "Output", "Play", "RadioButtons", "Select", "SelectMultiple", "SelectionRangeSlider",
-                "SelectionSlider", "Tab", "Text", "Textarea", "ToggleButton", "ToggleButtons", "VBox", "interact",
-                "interactive", "jslink", "link"}
-
-
-def test_widgets_use_only_what_ipywidgets_7_has():
-    tree = ast.parse((ROOT / "scalearn_lite" / "viz.py").read_text())
-    used = {node.attr for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef)
-            if any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "_widgets" for n in ast.walk(fn))
-            for node in ast.walk(fn) if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "w"}
-    assert used, "no widget code found in viz.py"
-    assert used <= IPYWIDGETS_7, f"not in ipywidgets 7 (Colab): {sorted(used - IPYWIDGETS_7)}"
-
-
 @pytest.fixture(scope="module")
 def fast_env(data_dir, tmp_path_factory):
     """Fast mode for the kernels: CI flags, the data, and a run folder shared by all notebooks of the session."""
