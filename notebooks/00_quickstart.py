@@ -116,9 +116,9 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import analysis, course, viz
+from scalearn_lite import analysis, notebook, viz
 
-env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+env = notebook.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
 # %% [markdown]
 # ## Parameters
@@ -128,13 +128,13 @@ env = course.setup(seed=0)  # mode and preset, device, data / cache / run folder
 
 # %%
 MODE = env.mode  # "fast", "cpu" or "full"
-PRESET = course.preset_of(MODE)  # tiny / cpu / colab (see scalearn_lite/config.py)
+PRESET = notebook.preset_of(MODE)  # tiny / cpu / colab (see scalearn_lite/config.py)
 # CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
-                         full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
+TARGET = notebook.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
+SOURCES = notebook.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
+                           full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
 USE_HUB_ADAPTERS = MODE == "full"  # full mode: AdapterHub's published roberta-base adapters skip stage 1
-SOURCES = course.source_refs(SOURCES, hub=course.HUB_SET_OF_MODE[MODE])  # full: the "pf" set
+SOURCES = notebook.source_refs(SOURCES, hub=notebook.HUB_SET_OF_MODE[MODE])  # full: the "pf" set
 SEED = 0
 
 # %% [markdown]
@@ -146,17 +146,17 @@ SEED = 0
 # cached in `data_cache/adapters/`, so later notebooks reuse them.
 
 # %%
-sources_table = course.train_sources(SOURCES, PRESET, target=TARGET)
+sources_table = notebook.train_sources(SOURCES, PRESET, target=TARGET)
 sources_table[[c for c in ("role", "metric", "test", "validation", "train rows", "steps", "seconds") if c in sources_table]]
 
 # %% [markdown]
 # ## Step 2 — transfer: learn ω on the target
 #
-# `course.run` calls `scalearn_lite.transfer.transfer(...)` and writes a run folder (`metrics.json`, `omega.json`,
+# `notebook.run` calls `scalearn_lite.transfer.transfer(...)` and writes a run folder (`metrics.json`, `omega.json`,
 # `omega.safetensors`, `history.csv`, the head). A finished folder is reused, so re-running the cell is instant.
 
 # %%
-res = course.run(TARGET, SOURCES, "scalearn", PRESET, seed=SEED)
+res = notebook.run(TARGET, SOURCES, "scalearn", PRESET, seed=SEED)
 m = res.metrics
 print(f"ScaLearn → {m['target']}: test {m['metric']} {100 * m['test_metric']:.1f} "
       f"(validation {100 * m['validation_metric']:.1f}); sources {m['sources']}")
@@ -241,7 +241,7 @@ viz.contribution_heatmap(contributions, title=f"what each source adds → {TARGE
 # <details><summary>Solution 1</summary>
 #
 # ```python
-# res_u = course.run(TARGET, SOURCES, "scalearn_uniform_pp", PRESET, seed=SEED)
+# res_u = notebook.run(TARGET, SOURCES, "scalearn_uniform_pp", PRESET, seed=SEED)
 # print(res_u.metrics["transfer_params"])        # S: one scalar per source, shared by every layer
 # viz.omega_heatmap(analysis.omega_frame(res_u));     # "++": one ω for all layers, so every row is the same
 # ```
@@ -257,7 +257,7 @@ viz.contribution_heatmap(contributions, title=f"what each source adds → {TARGE
 # <details><summary>Solution 3</summary>
 #
 # ```python
-# fixed = course.run(TARGET, SOURCES, "fixed_omega", PRESET, seed=SEED)
+# fixed = notebook.run(TARGET, SOURCES, "fixed_omega", PRESET, seed=SEED)
 # print(f"ScaLearn {100 * m['test_metric']:.1f}, ω fixed at 2/S {100 * fixed.metrics['test_metric']:.1f}")
 # ```
 # Same rows, steps, head and seed: the difference is what learning ω added on top of its start value (the start

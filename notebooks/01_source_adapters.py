@@ -119,21 +119,21 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import course, viz
+from scalearn_lite import notebook, viz
 
-env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+env = notebook.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
 # %% [markdown]
 # ## Parameters
 
 # %%
 MODE = env.mode
-PRESET = course.preset_of(MODE)
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
-                         full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
+PRESET = notebook.preset_of(MODE)
+TARGET = notebook.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
+SOURCES = notebook.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "stsb", "rte"],
+                           full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
 USE_HUB_ADAPTERS = MODE == "full"  # full mode: load AdapterHub's roberta-base adapters instead of training
-SOURCES = course.source_refs(SOURCES, hub=course.HUB_SET_OF_MODE[MODE])  # full: the "pf" set
+SOURCES = notebook.source_refs(SOURCES, hub=notebook.HUB_SET_OF_MODE[MODE])  # full: the "pf" set
 SEED = 0
 
 # %% [markdown]
@@ -145,7 +145,7 @@ SEED = 0
 # 256): it is the adapter a transfer loads, and the "Adapter" row below.
 
 # %%
-sources_table = course.train_sources(SOURCES, PRESET, target=TARGET)
+sources_table = notebook.train_sources(SOURCES, PRESET, target=TARGET)
 sources_table
 
 # %% [markdown]
@@ -156,15 +156,15 @@ sources_table
 # is what task-specific adapter weights add.
 
 # %%
-baselines = course.run_many(TARGET, SOURCES, ["head_only", "adapter"], PRESET, seeds=[SEED])
-course.summary(baselines)[["test (mean ± std)", "transfer params"]]
+baselines = notebook.run_many(TARGET, SOURCES, ["head_only", "adapter"], PRESET, seeds=[SEED])
+notebook.summary(baselines)[["test (mean ± std)", "transfer params"]]
 
 # %% [markdown]
 # **What CPU mode shows** (MRPC, 256 target rows, seed 0; measured with
 # `python notebooks/execute.py 01_source_adapters --mode cpu`): both rows score 68.4% test accuracy, the share of
 # MRPC's majority class: on 256 rows neither the head nor the target's own adapter learns MRPC. The sources above
 # were trained on up to 4,000 rows each; MRPC's own zoo adapter, trained the same way on its 3,301 rows
-# (`course.train_sources(["mrpc"], PRESET)`), reaches 75.5%. Notebook 03 asks how much of that gap other tasks'
+# (`notebook.train_sources(["mrpc"], PRESET)`), reaches 75.5%. Notebook 03 asks how much of that gap other tasks'
 # adapters can close.
 
 # %% [markdown]
@@ -219,7 +219,7 @@ if USE_HUB_ADAPTERS:
     from scalearn_lite.sources import load_adapter_into
 
     hub_model, _ = load_base(get_preset(PRESET).model)  # roberta-base
-    ref = course.source_refs([TARGET], hub=course.HUB_SET_OF_MODE[MODE])[0]  # e.g. AdapterHub/roberta-base-pf-rte
+    ref = notebook.source_refs([TARGET], hub=notebook.HUB_SET_OF_MODE[MODE])[0]  # e.g. AdapterHub/roberta-base-pf-rte
     load_adapter_into(hub_model, ref, "hub")  # downloaded once; the same seq_bn checks as a local folder
     print(ref, hub_model.adapters_config.get("hub"))
 else:
@@ -240,7 +240,7 @@ else:
 # <details><summary>Solution 2</summary>
 #
 # ```python
-# course.train_sources(["cb"], PRESET)
+# notebook.train_sources(["cb"], PRESET)
 # ```
 # </details>
 #

@@ -115,24 +115,24 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import course, probing, viz
+from scalearn_lite import notebook, probing, viz
 
-env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+env = notebook.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
 # %% [markdown]
 # ## Parameters
 
 # %%
 MODE = env.mode
-PRESET = course.preset_of(MODE)
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
-OTHER = course.by_mode(MODE, fast="sst2", cpu="stsb", full="mnli")  # the second adapter of the grid
-OTHER = course.source_refs([OTHER], hub=course.HUB_SET_OF_MODE[MODE])[0]
-OMEGAS = course.by_mode(MODE, fast=[0.0, 0.5, 1.0], cpu=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
-GRID = course.by_mode(MODE, fast=[0.0, 0.5, 1.0], cpu=[0.0, 0.3, 0.5, 0.7, 1.0],
-                      full=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
-PROBE_ROWS = course.by_mode(MODE, fast=256, cpu=1000, full=None)  # cap on target training rows
-HEAD_EPOCHS = course.by_mode(MODE, fast=5, cpu=10, full=20)
+PRESET = notebook.preset_of(MODE)
+TARGET = notebook.by_mode(MODE, fast="mrpc", cpu="mrpc", full="rte")
+OTHER = notebook.by_mode(MODE, fast="sst2", cpu="stsb", full="mnli")  # the second adapter of the grid
+OTHER = notebook.source_refs([OTHER], hub=notebook.HUB_SET_OF_MODE[MODE])[0]
+OMEGAS = notebook.by_mode(MODE, fast=[0.0, 0.5, 1.0], cpu=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+GRID = notebook.by_mode(MODE, fast=[0.0, 0.5, 1.0], cpu=[0.0, 0.3, 0.5, 0.7, 1.0],
+                        full=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+PROBE_ROWS = notebook.by_mode(MODE, fast=256, cpu=1000, full=None)  # cap on target training rows
+HEAD_EPOCHS = notebook.by_mode(MODE, fast=5, cpu=10, full=20)
 
 # %%
 bench = probing.ProbeBench(TARGET, [OTHER], PRESET, max_train=PROBE_ROWS)

@@ -116,25 +116,25 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import course, viz
+from scalearn_lite import notebook, viz
 
-env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+env = notebook.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
 # %% [markdown]
 # ## Parameters
 
 # %%
 MODE = env.mode
-PRESET = course.preset_of(MODE)
+PRESET = notebook.preset_of(MODE)
 # CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
-                         full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
-SOURCES = course.source_refs(SOURCES, hub=course.HUB_SET_OF_MODE[MODE])
+TARGET = notebook.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
+SOURCES = notebook.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
+                           full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
+SOURCES = notebook.source_refs(SOURCES, hub=notebook.HUB_SET_OF_MODE[MODE])
 VARIANTS = ["scalearn", "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp"]
-BASELINES = course.by_mode(MODE, fast=["adapter", "head_only", "fixed_omega", "adapterfusion"],
-                           cpu=["adapter", "head_only", "fixed_omega", "average", "adapterfusion"])
-SEEDS = course.by_mode(MODE, fast=[0], cpu=[0, 1, 2])
+BASELINES = notebook.by_mode(MODE, fast=["adapter", "head_only", "fixed_omega", "adapterfusion"],
+                             cpu=["adapter", "head_only", "fixed_omega", "average", "adapterfusion"])
+SEEDS = notebook.by_mode(MODE, fast=[0], cpu=[0, 1, 2])
 
 # %% [markdown]
 # ## Run everything
@@ -143,11 +143,11 @@ SEEDS = course.by_mode(MODE, fast=[0], cpu=[0, 1, 2])
 # resumes where it stopped.
 
 # %%
-results = course.run_many(TARGET, SOURCES, VARIANTS + BASELINES, PRESET, seeds=SEEDS)
+results = notebook.run_many(TARGET, SOURCES, VARIANTS + BASELINES, PRESET, seeds=SEEDS)
 
 # %%
-table = course.summary(results)
-floor = course.best_constant(TARGET, PRESET)  # majority class on the same test rows
+table = notebook.summary(results)
+floor = notebook.best_constant(TARGET, PRESET)  # majority class on the same test rows
 print(f"best constant prediction on {TARGET}'s test rows: {floor:.1f}" if floor is not None else "regression: no floor")
 table[["test (mean ± std)", "seeds", "transfer params"]]
 
@@ -271,8 +271,8 @@ print(f"layer {LAYER}: LN(Σ_i ω_i ⊙ A_i(h) + f + x) over {len(adapters)} sou
 # <details><summary>Solution 1</summary>
 #
 # ```python
-# soup = course.run_many(TARGET, SOURCES, ["adaptersoup"], PRESET, seeds=SEEDS)
-# course.summary(soup)
+# soup = notebook.run_many(TARGET, SOURCES, ["adaptersoup"], PRESET, seeds=SEEDS)
+# notebook.summary(soup)
 # ```
 # </details>
 #
@@ -287,8 +287,8 @@ print(f"layer {LAYER}: LN(Σ_i ω_i ⊙ A_i(h) + f + x) over {len(adapters)} sou
 # <details><summary>Solution 3</summary>
 #
 # ```python
-# more = course.run_many(TARGET, SOURCES, VARIANTS + BASELINES, PRESET, seeds=[0, 1, 2])
-# course.summary(more)[["mean", "std"]]
+# more = notebook.run_many(TARGET, SOURCES, VARIANTS + BASELINES, PRESET, seeds=[0, 1, 2])
+# notebook.summary(more)[["mean", "std"]]
 # ```
 # Not necessarily. Few trainable numbers leave little room to fit noise, but each of them matters more: in CPU mode
 # ScaLearnUniform (30 numbers, one per layer and source, with dropout on ω) has the largest spread (45.7 ± 20.9,

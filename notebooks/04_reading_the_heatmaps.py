@@ -108,36 +108,36 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import analysis, course, viz, widgets
+from scalearn_lite import analysis, notebook, viz, widgets
 
-env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+env = notebook.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
 # %% [markdown]
 # ## Parameters
 
 # %%
 MODE = env.mode
-PRESET = course.preset_of(MODE)
+PRESET = notebook.preset_of(MODE)
 # CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
-                         full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
-SOURCES = course.source_refs(SOURCES, hub=course.HUB_SET_OF_MODE[MODE])
+TARGET = notebook.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
+SOURCES = notebook.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
+                           full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
+SOURCES = notebook.source_refs(SOURCES, hub=notebook.HUB_SET_OF_MODE[MODE])
 VARIANTS = ["scalearn", "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp"]
-MATRIX_TASKS = course.by_mode(MODE, fast=["sst2", "rte", "mrpc"], cpu=["sst2", "stsb", "rte", "mrpc"],
-                              full=["rte", "mrpc", "stsb", "cola"])  # each target's sources: the other tasks
-MATRIX_TARGETS = course.by_mode(MODE, fast=["mrpc", "rte"], cpu=["mrpc", "rte", "stsb"],
-                                full=["rte", "mrpc", "stsb", "cola"])
+MATRIX_TASKS = notebook.by_mode(MODE, fast=["sst2", "rte", "mrpc"], cpu=["sst2", "stsb", "rte", "mrpc"],
+                                full=["rte", "mrpc", "stsb", "cola"])  # each target's sources: the other tasks
+MATRIX_TARGETS = notebook.by_mode(MODE, fast=["mrpc", "rte"], cpu=["mrpc", "rte", "stsb"],
+                                  full=["rte", "mrpc", "stsb", "cola"])
 MATRIX_VARIANT = "scalearn_uniform_pp"
-FUSION_STEPS = course.by_mode(MODE, fast=10, cpu=None)  # None: the preset's full budget
-SCORER_ROWS = course.by_mode(MODE, fast=64, cpu=300, full=None)  # validation rows scored by the ω sliders
+FUSION_STEPS = notebook.by_mode(MODE, fast=10, cpu=None)  # None: the preset's full budget
+SCORER_ROWS = notebook.by_mode(MODE, fast=64, cpu=300, full=None)  # validation rows scored by the ω sliders
 SEED = 0
 
 # %% [markdown]
 # ## ω per layer × source, one panel per variant
 
 # %%
-runs = {v: course.run(TARGET, SOURCES, v, PRESET, seed=SEED).path for v in VARIANTS}
+runs = {v: notebook.run(TARGET, SOURCES, v, PRESET, seed=SEED).path for v in VARIANTS}
 viz.variant_heatmaps(runs);
 
 # %% [markdown]
@@ -204,13 +204,13 @@ viz.variant_contributions({v: analysis.run_contributions(path) for v, path in ru
 # ## AdapterFusion attention next to ω
 #
 # `transfer()` saves AdapterFusion's layers in its run folder (`fusion/`) and `load_run` rebuilds the model from
-# it, so notebook 03's AdapterFusion run could be read back. This notebook trains its own with `course.train_fusion`
+# it, so notebook 03's AdapterFusion run could be read back. This notebook trains its own with `notebook.train_fusion`
 # (same target and sources, `FUSION_STEPS` optimiser steps: a short run in fast mode, the preset's budget
 # otherwise) and keeps it in memory, so that it runs without notebook 03. `analysis.fusion_attention_frame` runs
 # it with `output_adapter_fusion_attentions=True` and averages the attention over every non-padding token.
 
 # %%
-fusion = course.train_fusion(TARGET, SOURCES, PRESET, seed=SEED, max_steps=FUSION_STEPS)
+fusion = notebook.train_fusion(TARGET, SOURCES, PRESET, seed=SEED, max_steps=FUSION_STEPS)
 attention = analysis.fusion_attention_frame(fusion.net, analysis.batches(fusion, "validation"))
 viz.compare_fusion_scalearn(attention, analysis.omega_frame(runs["scalearn"]));
 
@@ -254,7 +254,7 @@ print(f"fusion attention = softmax over sources of q(h)·k(A_i(h)) / τ, τ = {m
 # ## Target × source matrix (ScaLearnUniform++)
 
 # %%
-matrix_runs = {t: course.run(t, [s for s in MATRIX_TASKS if s != t], MATRIX_VARIANT, PRESET, seed=SEED).path
+matrix_runs = {t: notebook.run(t, [s for s in MATRIX_TASKS if s != t], MATRIX_VARIANT, PRESET, seed=SEED).path
                for t in MATRIX_TARGETS}
 viz.target_source_matrix(matrix_runs, columns=MATRIX_TASKS);
 

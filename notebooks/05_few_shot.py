@@ -106,30 +106,30 @@ installed = colab_install()
 
 # %%
 # %matplotlib inline
-from scalearn_lite import course, viz
+from scalearn_lite import notebook, viz
 
-env = course.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
+env = notebook.setup(seed=0)  # mode and preset, device, data / cache / run folders, seed
 
 # %% [markdown]
 # ## Parameters
 
 # %%
 MODE = env.mode
-PRESET = course.preset_of(MODE)
+PRESET = notebook.preset_of(MODE)
 # CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
-TARGET = course.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
-SOURCES = course.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
-                         full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
-SOURCES = course.source_refs(SOURCES, hub=course.HUB_SET_OF_MODE[MODE])
+TARGET = notebook.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
+SOURCES = notebook.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
+                           full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
+SOURCES = notebook.source_refs(SOURCES, hub=notebook.HUB_SET_OF_MODE[MODE])
 METHODS = ["scalearn", "adapter", "adapterfusion"]
-K_LIST = course.by_mode(MODE, fast=[4, 16], cpu=[4, 16, 32, 100])
-SEEDS = course.by_mode(MODE, fast=[0, 1], cpu=[0, 1, 2])
+K_LIST = notebook.by_mode(MODE, fast=[4, 16], cpu=[4, 16, 32, 100])
+SEEDS = notebook.by_mode(MODE, fast=[0, 1], cpu=[0, 1, 2])
 
 # %%
-results = course.run_many(TARGET, SOURCES, METHODS, PRESET, seeds=SEEDS, k_shots=K_LIST)
+results = notebook.run_many(TARGET, SOURCES, METHODS, PRESET, seeds=SEEDS, k_shots=K_LIST)
 
 # %%
-table = course.summary(results, by=["k_shot", "name"])
+table = notebook.summary(results, by=["k_shot", "name"])
 table["test (mean ± std)"].unstack("name")
 
 # %%
@@ -192,8 +192,8 @@ print(f"{name}, k = {k}: std over {len(scores)} seeds = {expected:.2f} ✓")
 # <details><summary>Solution 1</summary>
 #
 # ```python
-# more = course.run_many(TARGET, SOURCES, ["scalearn_uniform_pp"], PRESET, seeds=SEEDS, k_shots=K_LIST)
-# course.summary(more, by=["k_shot", "name"])
+# more = notebook.run_many(TARGET, SOURCES, ["scalearn_uniform_pp"], PRESET, seeds=SEEDS, k_shots=K_LIST)
+# notebook.summary(more, by=["k_shot", "name"])
 # ```
 # </details>
 #
@@ -202,7 +202,7 @@ print(f"{name}, k = {k}: std over {len(scores)} seeds = {expected:.2f} ✓")
 # ```python
 # import pandas as pd
 #
-# ho = course.run_many(TARGET, SOURCES, ["head_only"], PRESET, seeds=SEEDS, k_shots=K_LIST)
+# ho = notebook.run_many(TARGET, SOURCES, ["head_only"], PRESET, seeds=SEEDS, k_shots=K_LIST)
 # viz.few_shot_plot(pd.concat([results, ho]));
 # ```
 # </details>

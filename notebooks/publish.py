@@ -5,7 +5,8 @@ a tag or commit (`git+https://github.com/<owner>/scalearn_lite@v1.2.3`). The scr
 notebooks/colab_install.py, pastes that file verbatim as the first code cell of every notebook's .py twin, points
 each Colab badge at the same release (the git URL's repository at its tag or commit; for a PyPI version, `--repo
 owner/name` at the tag v<version>), then syncs the .ipynb files with jupytext. Without SOURCE it only re-pastes the
-cell as it is (after an edit of colab_install.py). tests/test_notebooks.py checks that every first cell is the file.
+cell as it is (after an edit of colab_install.py). tests/test_notebooks_execute.py checks that every first cell is
+the file.
 """
 from __future__ import annotations
 

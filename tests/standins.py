@@ -1,5 +1,5 @@
 """Stand-ins for full mode's downloads, built offline in a test: a tiny random RoBERTa saved as a model folder (with a
-byte-level BPE tokenizer trained on GLUE sentences) in place of roberta-base (course.ENV_FULL_MODEL), and AdapterHub
+byte-level BPE tokenizer trained on GLUE sentences) in place of roberta-base (notebook.ENV_FULL_MODEL), and AdapterHub
 "pf" adapter folders in the hub's own layout (adapter_config.json, pytorch_adapter.bin, head_config.json,
 pytorch_model_head.bin) under <mirror>/AdapterHub/roberta-base-pf-<task> (hub.ENV_MIRROR). And a stand-in for a GPU
 in placement tests: the "meta" device (inputs_seen_by)."""

@@ -8,7 +8,7 @@ from dataclasses import fields
 import pytest
 import torch
 
-from scalearn_lite import course, experiments, hub
+from scalearn_lite import experiments, hub, notebook
 from scalearn_lite.cli import build_parser
 from scalearn_lite.config import get_preset
 from scalearn_lite.models import load_base
@@ -26,10 +26,10 @@ def test_one_table_gives_every_id_and_mnli_is_multinli():
     assert hub.hub_adapter_id("mnli", "pf") == "AdapterHub/roberta-base-pf-mnli"
     assert hub.hub_adapter_id("copa", "pf") == "AdapterHub/roberta-base-pf-copa"  # the pf set covers SuperGLUE
     assert experiments.hub_adapter_id is hub.hub_adapter_id  # no second table left
-    assert course.HUB_ADAPTERS == hub.hub_adapter_ids("pfeiffer")
-    assert course.source_refs(["mnli", "wsc"], hub="pf") == ["AdapterHub/roberta-base-pf-mnli", "wsc"]
-    assert course.source_refs(["mnli"], hub=True) == ["AdapterHub/roberta-base-multinli_pfeiffer"]
-    assert course.source_refs(["mnli"]) == ["mnli"]
+    assert notebook.HUB_ADAPTERS == hub.hub_adapter_ids("pfeiffer")
+    assert notebook.source_refs(["mnli", "wsc"], hub="pf") == ["AdapterHub/roberta-base-pf-mnli", "wsc"]
+    assert notebook.source_refs(["mnli"], hub=True) == ["AdapterHub/roberta-base-multinli_pfeiffer"]
+    assert notebook.source_refs(["mnli"]) == ["mnli"]
     with pytest.raises(ValueError, match="no roberta-base adapter for 'copa'"):
         hub.hub_adapter_id("copa", "pfeiffer")
     with pytest.raises(ValueError, match="unknown AdapterHub set 'pff'"):

@@ -32,30 +32,6 @@ def _markdown(nb) -> str:
     return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
 
 
-def test_mode_detection(monkeypatch):
-    from scalearn_lite import course
-
-    for name in ("CI", "SCALEARN_FAST", "SCALEARN_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    assert course.detect_mode() in ("cpu", "full")
-    monkeypatch.setenv("SCALEARN_FAST", "1")
-    assert course.fast_mode() and course.detect_mode() == "fast"
-    monkeypatch.delenv("SCALEARN_FAST")
-    monkeypatch.setenv("CI", "true")
-    assert course.detect_mode() == "fast"
-    monkeypatch.setenv("SCALEARN_MODE", "cpu")  # an explicit mode wins
-    assert course.detect_mode() == "cpu"
-    monkeypatch.setenv("SCALEARN_MODE", "gpu")
-    with pytest.raises(ValueError, match="SCALEARN_MODE"):
-        course.detect_mode()
-    assert course.by_mode("full", fast=1, cpu=2) == 2 and course.by_mode("fast", fast=1, cpu=2) == 1
-    assert course.PRESET_OF_MODE == {"fast": "tiny", "cpu": "cpu", "full": "colab"}  # paper: for reproduce
-    assert course.preset_of("full").model == "roberta-base" and course.HUB_SET_OF_MODE["full"] == "pf"
-    monkeypatch.setenv("SCALEARN_FULL_MODEL", "/somewhere/tiny-roberta")  # a stand-in base model (tests)
-    assert course.preset_of("full").model == "/somewhere/tiny-roberta" and course.preset_of("full").name == "colab"
-    assert course.preset_of("cpu").model == "embedded"  # only full mode's base model is replaced
-
-
 def test_every_notebook_has_its_text_twin():
     """Each .ipynb has a .py twin and each .py an .ipynb (a lone file means a pair was added or removed by half)."""
     assert NOTEBOOKS, "no numbered notebooks found"
@@ -115,8 +91,9 @@ def test_notebook_structure(path):
     assert first.source.strip() == COLAB_CELL.read_text().strip(), \
         f"{path.name}: the first code cell must be notebooks/colab_install.py verbatim"
     assert all(len(c.source.splitlines()) <= 20 for c in rest), f"{path.name}: a code cell is long"
-    assert any("course.setup(" in c.source for c in rest[:1]), f"{path.name}: the second code cell calls course.setup()"
-    assert "**Modes.**" not in text, f"{path.name}: the mode paragraph comes from course.setup(), not pasted"
+    assert any("notebook.setup(" in c.source for c in rest[:1]), \
+        f"{path.name}: the second code cell calls notebook.setup()"
+    assert "**Modes.**" not in text, f"{path.name}: the mode paragraph comes from notebook.setup(), not pasted"
 
 
 def _source(cell) -> str:
@@ -193,19 +170,6 @@ def test_solutions_use_only_names_they_import_or_the_notebook_defines(path):
         used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         missing = used - defined - _bound(tree)
         assert not missing, f"{path.name}: a solution uses {sorted(missing)}, which nothing defines or imports"
-
-
-def test_setup_shows_the_mode_and_sets_the_folders(monkeypatch, tmp_path, capsys):
-    from scalearn_lite import course
-
-    monkeypatch.setenv("SCALEARN_RUNS_DIR", str(tmp_path / "runs"))
-    env = course.setup(seed=3, mode="fast")
-    out = capsys.readouterr().out
-    assert (env.mode, env.preset, env.seed, env.runs_dir) == ("fast", "tiny", 3, tmp_path / "runs")
-    assert "**Mode `fast`**" in out and "`cpu`:" in out and "`full`:" in out  # the chosen mode first, then the others
-    assert f"package  {ROOT / 'scalearn_lite'}" in out  # which checkout the kernel imported
-    with pytest.raises(ValueError, match="mode"):
-        course.setup(mode="gpu", verbose=False)
 
 
 # ------------------------------------------------------------------------------------------- Colab

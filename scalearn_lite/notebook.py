@@ -1,5 +1,6 @@
-"""What the notebooks share: run mode and setup, run folders and result tables, and the models in memory of
-notebook 04. The probing experiment of notebook 02 is probing.py.
+"""What serves the notebooks: the run mode and setup, paths, thin wrappers over the package that write into the
+notebooks' run folders, and the tables they show. The numbers behind the plots are analysis.py, the plots viz.py,
+the probing experiment of notebook 02 probing.py.
 
 Modes: "fast" (CI=true or SCALEARN_FAST=1: preset tiny, tiny subsets, minutes), "cpu" (a laptop: preset
 cpu, the embedded model) and "full" (a GPU, e.g. Colab: preset colab, roberta-base, AdapterHub's pf adapters).
@@ -275,7 +276,7 @@ def run_folder(target: str, sources: Sequence[str], method: str, preset: Union[s
 
 def run(target: str, sources: Sequence[str], method: str, preset: Union[str, Preset], seed: int = 0,
         k_shot: Optional[int] = None, progress: bool = False):
-    """transfer() into this course's run folder (a finished folder is reused); returns its RunResult."""
+    """transfer() into the notebooks' run folder (a finished folder is reused); returns its RunResult."""
     from .transfer import transfer
 
     out = run_folder(target, sources, method, preset, seed, k_shot)
@@ -285,7 +286,7 @@ def run(target: str, sources: Sequence[str], method: str, preset: Union[str, Pre
 def run_many(target: str, sources: Sequence[str], methods: Sequence[str], preset: Union[str, Preset],
              seeds: Sequence[int] = (0,), k_shots: Sequence[Optional[int]] = (None,),
              progress: bool = False, workers: int = 1) -> pd.DataFrame:
-    """Every (k, method, seed) run, by the demo's job runner (experiments.run_jobs) into this course's run folders;
+    """Every (k, method, seed) run, by the demo's job runner (experiments.run_jobs) into the notebooks' run folders;
     one row per run: method, name, seed, k_shot, test/validation metric, params, path."""
     from .experiments import Job, run_jobs
 
@@ -331,7 +332,7 @@ def best_constant(target: str, preset: Union[str, Preset], data_dir=None) -> Opt
     return constant_scores([target], get_preset(preset), data_dir)[get_task(target).name]
 
 
-# ---------------------------------------------------------- notebook 04: a fusion model in memory
+# ------------------------------------------------------------ notebook 04: a fusion model in memory
 def train_fusion(target: str, sources: Sequence[str], preset: Union[str, Preset], *, seed: int = 0, data_dir=None,
                  max_steps: Optional[int] = None, progress: bool = False):
     """AdapterFusion on `target` kept in memory (for its attention scores, which a run folder does not keep)."""
