@@ -129,12 +129,7 @@ env = notebook.setup(seed=0)  # mode and preset, device, data / cache / run fold
 # %%
 MODE = env.mode  # "fast", "cpu" or "full"
 PRESET = notebook.preset_of(MODE)  # tiny / cpu / colab (see scalearn_lite/config.py)
-# CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
-TARGET = notebook.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
-SOURCES = notebook.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
-                           full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
-USE_HUB_ADAPTERS = MODE == "full"  # full mode: AdapterHub's published roberta-base adapters skip stage 1
-SOURCES = notebook.source_refs(SOURCES, hub=notebook.HUB_SET_OF_MODE[MODE])  # full: the "pf" set
+TARGET, SOURCES = notebook.defaults(MODE)  # e.g. cpu: stsb from sst2, qnli, mrpc, rte (notebook.DEFAULT_TASKS)
 SEED = 0
 
 # %% [markdown]

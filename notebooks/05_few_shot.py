@@ -116,11 +116,7 @@ env = notebook.setup(seed=0)  # mode and preset, device, data / cache / run fold
 # %%
 MODE = env.mode
 PRESET = notebook.preset_of(MODE)
-# CPU mode: STS-B, the target where ScaLearn gained most over Adapter on validation (docs/results/target-selection-cpu)
-TARGET = notebook.by_mode(MODE, fast="mrpc", cpu="stsb", full="rte")
-SOURCES = notebook.by_mode(MODE, fast=["sst2", "rte"], cpu=["sst2", "qnli", "mrpc", "rte"],
-                           full=["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"])
-SOURCES = notebook.source_refs(SOURCES, hub=notebook.HUB_SET_OF_MODE[MODE])
+TARGET, SOURCES = notebook.defaults(MODE)  # e.g. cpu: stsb from sst2, qnli, mrpc, rte (notebook.DEFAULT_TASKS)
 METHODS = ["scalearn", "adapter", "adapterfusion"]
 K_LIST = notebook.by_mode(MODE, fast=[4, 16], cpu=[4, 16, 32, 100])
 SEEDS = notebook.by_mode(MODE, fast=[0, 1], cpu=[0, 1, 2])

@@ -1,6 +1,6 @@
-"""What serves the notebooks: the run mode and setup, paths, thin wrappers over the package that write into the
-notebooks' run folders, and the tables they show. The numbers behind the plots are analysis.py, the plots viz.py,
-the probing experiment of notebook 02 probing.py.
+"""What serves the notebooks: the run mode and setup, paths, each mode's target and sources (`defaults`), thin
+wrappers over the package that write into the notebooks' run folders, and the tables they show. The numbers behind
+the plots are analysis.py, the plots viz.py, the probing experiment of notebook 02 probing.py.
 
 Modes: "fast" (CI=true or SCALEARN_FAST=1: preset tiny, tiny subsets, minutes), "cpu" (a laptop: preset
 cpu, the embedded model) and "full" (a GPU, e.g. Colab: preset colab, roberta-base, AdapterHub's pf adapters).
@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Union
 
 import pandas as pd
 import torch
@@ -32,6 +32,11 @@ ENV_FULL_MODEL = "SCALEARN_FULL_MODEL"  # a base-model folder that stands in for
 ENV_FULL_OVERRIDES = "SCALEARN_FULL_OVERRIDES"  # JSON {field: value} over full mode's preset (tests: few steps)
 ENV_HOME = "SCALEARN_HOME"  # one folder for runs and the stage-1 cache (default on Colab: see work_dir)
 COLAB_ROOT = Path("/content")  # Colab's working folder; Google Drive mounts at <it>/drive
+# The target and source tasks of notebooks 00, 03, 04 and 05 per mode (01 and 02 choose their own for what they
+# show). cpu: STS-B, the target where ScaLearn gained most over Adapter on validation
+# (docs/results/target-selection-cpu).
+DEFAULT_TASKS = {"fast": ("mrpc", ("sst2", "rte")), "cpu": ("stsb", ("sst2", "qnli", "mrpc", "rte")),
+                 "full": ("rte", ("mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"))}
 # AdapterHub's roberta-base Pfeiffer (seq_bn) adapters: a full-mode user can skip stage 1 with them. A view of the
 # one table in hub.py (HUB_SETS); hub.HUB_CAVEAT: they were selected on the dev split we use as test.
 HUB_ADAPTERS = hub_adapter_ids("pfeiffer")
@@ -69,6 +74,22 @@ def preset_of(mode: str) -> Preset:
     changes = json.loads(os.environ.get(ENV_FULL_OVERRIDES, "").strip() or "{}")
     stand_in = os.environ.get(ENV_FULL_MODEL, "").strip()
     return preset.with_(**changes, **({"model": stand_in} if stand_in else {}))
+
+
+class Defaults(NamedTuple):
+    """A mode's target task and its sources, for the notebooks."""
+
+    target: str
+    sources: List[str]  # references: task names, or AdapterHub ids where the mode uses them (HUB_SET_OF_MODE)
+
+
+def defaults(mode: str) -> Defaults:
+    """The notebooks' target and sources in `mode` (DEFAULT_TASKS); in full mode the sources are AdapterHub's "pf"
+    adapters where one is published. `TARGET, SOURCES = defaults(MODE)`."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    target, tasks = DEFAULT_TASKS[mode]
+    return Defaults(target, source_refs(tasks, hub=HUB_SET_OF_MODE[mode]))
 
 
 def by_mode(mode: str, **choices):

@@ -1,6 +1,6 @@
-"""The notebooks' helpers (scalearn_lite/notebook.py): mode detection, setup, full mode's preset and its
-stand-ins, and one folder for runs and the stage-1 cache on Colab (kept across notebooks on Google Drive). Device
-placement: tests/test_device.py."""
+"""The notebooks' helpers (scalearn_lite/notebook.py): mode detection, setup, each mode's target and sources, full
+mode's preset and its stand-ins, and one folder for runs and the stage-1 cache on Colab (kept across notebooks on
+Google Drive). Device placement: tests/test_device.py."""
 import json
 import sys
 import types
@@ -46,6 +46,21 @@ def test_setup_shows_the_mode_and_sets_the_folders(monkeypatch, tmp_path, capsys
     assert f"package  {ROOT / 'scalearn_lite'}" in out  # which checkout the kernel imported
     with pytest.raises(ValueError, match="mode"):
         notebook.setup(mode="gpu", verbose=False)
+
+
+def test_defaults_are_the_notebooks_target_and_sources_per_mode():
+    """Notebooks 00, 03, 04 and 05 take their target and sources from here: task names in fast and cpu mode,
+    AdapterHub's pf adapters where one is published in full mode."""
+    assert notebook.defaults("fast") == ("mrpc", ["sst2", "rte"])
+    assert notebook.defaults("cpu") == ("stsb", ["sst2", "qnli", "mrpc", "rte"])
+    full = notebook.defaults("full")
+    tasks = ["mnli", "qnli", "qqp", "sst2", "stsb", "mrpc", "cola"]
+    assert full.target == "rte" and full.sources == notebook.source_refs(tasks, hub="pf")
+    assert full.sources[0] == "AdapterHub/roberta-base-pf-mnli"
+    notebook.defaults("cpu").sources.append("cola")  # a notebook that adds a source changes only its own list
+    assert notebook.defaults("cpu").sources == ["sst2", "qnli", "mrpc", "rte"]
+    with pytest.raises(ValueError, match="mode"):
+        notebook.defaults("gpu")
 
 
 def test_full_mode_is_the_colab_preset_and_its_stand_ins(monkeypatch):
