@@ -60,7 +60,7 @@ def step_flops_per_token(bench_json: Path) -> dict:
 def split_rows(task: str, data_dir, k_shot=None) -> dict:
     """Rows per split of a target under the colab preset (its caps), read from the local data."""
     from scalearn_lite.config import get_preset
-    from scalearn_lite.sources import load_task_data
+    from scalearn_lite.data import load_task_data
     from scalearn_lite.tasks import get_task
 
     rows = load_task_data(get_task(task), get_preset("colab"), data_dir, k_shot=k_shot, seed=0)

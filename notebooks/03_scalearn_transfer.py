@@ -187,7 +187,7 @@ from pathlib import Path
 import torch
 from scalearn_lite.config import get_preset
 from scalearn_lite.encoding import encode, make_loader, token_length
-from scalearn_lite.sources import load_task_data
+from scalearn_lite.data import load_task_data
 from scalearn_lite.device import to_device
 from scalearn_lite.runs import load_run
 

@@ -160,7 +160,7 @@ results.pivot_table(index="k_shot", columns="name", values="steps", aggfunc="max
 
 # %%
 import torch
-from scalearn_lite.sources import load_task_data
+from scalearn_lite.data import load_task_data
 from scalearn_lite.tasks import get_task
 
 k, big = K_LIST[0], K_LIST[-1]

@@ -18,9 +18,10 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 
 from .config import FIXED_OMEGA
+from .data import load_task_data
 from .models import quiet_activation
 from .scaling import AdapterWeights, ScaLearn, attach
-from .sources import is_task_ref, load_adapter_into, load_task_data, source_weights
+from .sources import is_task_ref, load_adapter_into, source_weights
 from .tasks import get_task
 
 SOUP_SENTENCES = 100  # training sentences per task that the similarity is averaged over

@@ -1,10 +1,14 @@
 """Tokenisation and dynamic-padding batches for every problem type of the task registry."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader
+
+if TYPE_CHECKING:
+    from .config import Preset
+    from .tasks import Task
 
 
 def _pairs(tokenizer, a: List[str], b: Optional[List[Optional[str]]], max_length: int) -> List[dict]:
@@ -103,3 +107,8 @@ def make_loader(feats: List[dict], task, tokenizer, batch_size: int, shuffle: bo
         return DataLoader(feats, batch_size=batch_size, shuffle=False, collate_fn=collate)
     sampler = LengthGroupedSampler([token_length(f) for f in feats], batch_size, seed)
     return DataLoader(feats, batch_sampler=sampler, collate_fn=collate)
+
+
+def encode_splits(task: Task, rows: Dict[str, list], tokenizer, preset: Preset) -> Dict[str, list]:
+    """Token features per split (the preset's max length for this task: MultiRC 324 in the paper preset)."""
+    return {k: encode(task, v, tokenizer, preset.length_for(task.name)) for k, v in rows.items()}

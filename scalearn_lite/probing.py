@@ -41,12 +41,13 @@ class ProbeBench:
     def __init__(self, target: str, sources: Sequence[str], preset: Union[str, Preset], *, seed: int = 0,
                  data_dir=None, max_train: Optional[int] = None, include_target: bool = True,
                  progress: bool = False, device=None):
-        from .sources import encode_splits, load_task_data, resolve_source
+        from .data import load_task_data
+        from .encoding import encode_splits
         from .methods import build_scalearn
-        from .sources import order_sources, source_label
+        from .sources import order_sources, resolve_source, source_label
 
-        self.preset = get_preset(preset).with_(max_train=max_train)
         base = get_preset(preset)  # sources come from the cache of the unmodified preset
+        self.preset = base.with_(max_train=max_train)
         self.task = data_mod.resolve_labels(get_task(target), data_dir)
         if self.task.problem not in ("classification", "regression"):
             raise ValueError(f"probing supports classification and regression targets, not {self.task.problem}")

@@ -23,8 +23,8 @@ from .hub import check_adapter_configs, is_hub_id
 from .files import atomic_dir, damage, is_finished, read_json, write_json, write_text
 from .methods import HEAD, OMEGA_METHODS, build_scalearn
 from .models import load_base, model_id, quiet_activation, untrusted_allowed, untrusted_hub_allowed
-from .sources import (check_untrusted, history_csv, loaded_fingerprints, source_dir, source_fingerprint,
-                      stage1_adapter, task_name_of, weights_fingerprint)
+from .sources import (check_untrusted, history_csv, loaded_fingerprints, source_dir, source_fingerprint, stage1_adapter,
+                      task_name_of, weights_fingerprint)
 from .tasks import get_task
 
 

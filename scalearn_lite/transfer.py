@@ -1,7 +1,8 @@
 """Stage 2: transfer to a target task with ScaLearn (four variants) or a baseline, under one API.
 
 Every method gets the same data, base model, sources and budget, and writes one run folder (runs.py). Stage 1
-(the source zoo, the target's own adapter) is sources.py; what each method installs and trains is methods.py.
+(the source zoo, the target's own adapter) is the sources package; what each method installs and trains is
+methods.py.
 """
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ import torch
 
 from . import data as data_mod
 from .config import Preset, get_preset
+from .data import load_task_data
+from .encoding import encode_splits
 from .files import atomic_dir, check_writable, folder_lock, is_finished, write_json
 from .methods import (FIXED_ENCODER, HEAD, OMEGA_METHODS, build_method, check_method, omega_snapshot, param_groups,
                       trainable, transfer_parameters)
-from .metrics import loss_check, main_metric
-from .models import attention_used, load_base, model_id, reuse_eval_outputs
+from .metrics import loss_check
+from .models import load_base, reuse_eval_outputs
+from .record import FIT_FIELDS, fit_record, transfer_record
 from .runs import RunResult, TransferSpec, reuse_run, run_config, run_dir, write_run
-from .sources import (Stage1Adapter, add_task_head, check_sources, check_untrusted, encode_splits, load_task_data, order_sources,
-                      read_weights, resolve_source, source_names, stage1_adapter, train_source, weights_file)
+from .sources import (Stage1Adapter, add_task_head, check_sources, check_untrusted, order_sources, read_weights,
+                      resolve_source, source_names, stage1_adapter, train_source, weights_file)
 from .tasks import Task, get_task
-from .device import precision_used
 from .train import FitConfig, evaluate, fit, schedule_sum, set_seed
 
 
@@ -239,23 +242,18 @@ def transfer(target: str, sources: Sequence[str], method: str = "scalearn", pres
 
 
 def _metrics(task, spec, net, params, result, test, seconds, rows, soup) -> dict:
-    main = main_metric(task)
-    out = {"target": task.name, "method": spec.method, "seed": spec.seed, "k_shot": spec.k_shot,
-           "sources": spec.sources, "metric": main, "test": test, "validation": result.best_validation,
-           "test_metric": test[main], "validation_metric": result.best_validation.get(main),
-           "transfer_params": transfer_parameters(net, spec.method),
-           "trainable_params": sum(p.numel() for p in params), "best_epoch": result.best_epoch,
-           "steps": result.steps, "step_budget": result.step_budget, "train_seconds": result.seconds,
-           "wall_seconds": seconds,
-           "rows": {k: len(v) for k, v in rows.items()}, "base": model_id(spec.preset.model, spec.preset.num_layers),
-           "precision": precision_used(spec.preset.cpu_precision), "attention": attention_used(spec.preset.attention)}
+    extra = {}
     if spec.method in OMEGA_METHODS:  # how far Adam could move ω in this run: lr · Σ(schedule)
-        out["omega_lr"] = spec.preset.omega_rate()
-        out["omega_travel_bound"] = spec.preset.omega_rate() * schedule_sum(result.step_budget,
-                                                                             spec.preset.warmup_ratio)
+        extra["omega_lr"] = spec.preset.omega_rate()
+        extra["omega_travel_bound"] = spec.preset.omega_rate() * schedule_sum(result.step_budget,
+                                                                               spec.preset.warmup_ratio)
     if soup:
-        out["adaptersoup"] = soup
-    return out
+        extra["adaptersoup"] = soup
+    return transfer_record(fit_record(task, spec.preset, result, test, rows), target=task.name, method=spec.method,
+                           seed=spec.seed, k_shot=spec.k_shot, sources=spec.sources,
+                           transfer_params=transfer_parameters(net, spec.method),
+                           trainable_params=sum(p.numel() for p in params), train_seconds=result.seconds,
+                           wall_seconds=seconds, **extra)
 
 
 def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, progress) -> RunResult:
@@ -265,13 +263,10 @@ def _adapter_baseline(task: Task, spec: TransferSpec, final: Path, data_dir, pro
     m = src.metrics
     net_params = _weights_numel(weights_file(src.path, "adapter"))
     head_params = _weights_numel(weights_file(src.path, "head"))
-    metrics = {"target": task.name, "method": "adapter", "seed": spec.seed, "k_shot": spec.k_shot,
-               "sources": [task.name], "metric": m["metric"], "test": m["test"], "validation": m["validation"],
-               "test_metric": m["test"][m["metric"]], "validation_metric": m["validation"].get(m["metric"]),
-               "transfer_params": net_params, "trainable_params": net_params + head_params, "best_epoch": m["best_epoch"],
-               "steps": m["steps"], "step_budget": m.get("step_budget"), "train_seconds": m["seconds"], "wall_seconds": m["seconds"], "rows": m["rows"],
-               "base": m["base"], "precision": m.get("precision"), "attention": m.get("attention"),
-               "source_folder": str(src.path)}
+    metrics = transfer_record({k: m.get(k) for k in FIT_FIELDS}, target=task.name, method="adapter", seed=spec.seed,
+                              k_shot=spec.k_shot, sources=[task.name], transfer_params=net_params,
+                              trainable_params=net_params + head_params, train_seconds=m["seconds"],
+                              wall_seconds=m["seconds"], source_folder=str(src.path))
     with atomic_dir(final) as tmp:
         write_json(tmp / "config.json", run_config(spec))
         (tmp / "history.csv").write_bytes((src.path / "history.csv").read_bytes())

@@ -14,7 +14,8 @@ import pandas as pd
 from . import data as data_mod
 from .config import Preset
 from .metrics import best_constant
-from .sources import load_task_data, train_source
+from .data import load_task_data
+from .sources import train_source
 from .tasks import get_task
 
 # Every task that can be a source offline (../shared/data), in benchmark order; QNLI and BoolQ are dev-only.

@@ -36,7 +36,7 @@ def no_training(monkeypatch):
     def boom(*a, **k):
         raise Trained
 
-    monkeypatch.setattr(sources, "fit_source", boom)
+    monkeypatch.setattr(sources.training, "fit_source", boom)
     monkeypatch.setattr(tr, "fit", boom)
 
 

@@ -86,7 +86,7 @@ def test_unknown_method_and_preset_fail_cleanly(data_dir):
     (["bench", "--repeats", "0"], "--repeats"),
     (["transfer", "rte", "--seed", "x"], "--seed")])
 def test_bad_numbers_are_refused_by_the_parser_naming_the_option(argv, option, capsys, monkeypatch):
-    import scalearn_lite.sources as sources
+    import scalearn_lite.sources.training as sources  # where train_source calls fit_source
 
     def boom(*a, **k):
         raise AssertionError("trained")

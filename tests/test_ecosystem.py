@@ -9,7 +9,8 @@ from scalearn_lite import data as data_mod
 from scalearn_lite import tasks
 from scalearn_lite.config import get_preset
 from scalearn_lite.encoding import encode
-from scalearn_lite.sources import load_task_data, read_weights
+from scalearn_lite.sources import read_weights
+from scalearn_lite.data import load_task_data
 from scalearn_lite.train import predict
 
 tr = importlib.import_module("scalearn_lite.transfer")

@@ -10,7 +10,8 @@ import pytest
 
 from scalearn_lite import zoo
 from scalearn_lite.config import PRESETS, get_preset
-from scalearn_lite.sources import load_task_data, source_dir, stage1_fit_settings, train_source
+from scalearn_lite.sources import source_dir, stage1_fit_settings, train_source
+from scalearn_lite.data import load_task_data
 from scalearn_lite.tasks import get_task
 
 tr = importlib.import_module("scalearn_lite.transfer")

@@ -12,7 +12,7 @@ from scalearn_lite import cli
 from scalearn_lite.config import get_preset
 from scalearn_lite.files import MANIFEST
 from scalearn_lite.runs import load_run
-from scalearn_lite.sources import SOURCE_META, _file_record, source_fingerprint, train_source
+from scalearn_lite.sources import SOURCE_META, file_record, source_fingerprint, train_source
 
 tr = importlib.import_module("scalearn_lite.transfer")
 # a run of a few steps: what matters here is the folder, not what it learns
@@ -30,7 +30,7 @@ def perturb(source: Path) -> None:
     weights = {k: v + 1.0 for k, v in load_file(str(path)).items()}
     save_file(weights, str(path))
     meta = json.loads((source / SOURCE_META).read_text())
-    meta["files"] = _file_record(source)
+    meta["files"] = file_record(source)
     (source / SOURCE_META).write_text(json.dumps(meta))
 
 

@@ -8,8 +8,8 @@ import torch
 from scalearn_lite.config import get_preset
 from scalearn_lite.encoding import encode
 from scalearn_lite.models import load_base
-from scalearn_lite.sources import (check_adapter_folder, fit_source, load_task_data, source_dir, source_weights,
-                                   train_source)
+from scalearn_lite.sources import check_adapter_folder, fit_source, source_dir, source_weights, train_source
+from scalearn_lite.data import load_task_data
 from scalearn_lite.tasks import get_task
 from scalearn_lite.train import predict
 
@@ -149,7 +149,7 @@ def test_one_source_named_twice_is_refused_and_glue_prefix_is_the_task(tmp_path)
 def test_a_missing_hub_source_is_found_before_any_source_trains(data_dir, tmp_path, monkeypatch):
     import importlib
 
-    from scalearn_lite import sources as sources_mod
+    from scalearn_lite.sources import training as sources_mod  # where resolve_source calls train_source
     tr = importlib.import_module("scalearn_lite.transfer")
 
     def boom(*a, **k):

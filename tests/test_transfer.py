@@ -12,7 +12,9 @@ from scalearn_lite.cli import main
 from scalearn_lite.config import VARIANTS, get_preset
 from scalearn_lite.models import load_base
 from scalearn_lite.params import count_parameters, synthetic_config
-from scalearn_lite.sources import add_task_head, encode_splits, load_task_data, read_weights, resolve_source
+from scalearn_lite.sources import add_task_head, read_weights, resolve_source
+from scalearn_lite.encoding import encode_splits
+from scalearn_lite.data import load_task_data
 from scalearn_lite.tasks import get_task
 from scalearn_lite.train import FitConfig, fit, predict
 

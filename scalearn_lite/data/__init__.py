@@ -10,7 +10,8 @@ Local layouts: the classic GLUE download (`glue_data/<TASK>/{train,dev}.tsv`) an
 zip (`superglue/<Task>/{train,val}.jsonl`) under one data dir (argument, or env SCALEARN_DATA_DIR).
 Tokenisation lives elsewhere. The package: locations.py (where data lives, its identity), readers.py (local files
 and the hub, each row checked), templates.py (hub rows -> model inputs), splits.py (the paper's 90/10 split, test,
-k-shot), summary.py (the `tasks` table). Every public name is importable from `scalearn_lite.data`.
+k-shot, a preset's rows per split), summary.py (the `tasks` table). Every public name is importable from
+`scalearn_lite.data`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .templates import (
 )
 from .splits import (
     VALIDATION_FRACTION, SPLIT_SEED, check_source_data, split_train_validation, subsample, sample_k_shot,
-    no_train_error, first_k_shot, load_splits,
+    no_train_error, first_k_shot, load_splits, load_task_data,
 )
 from .summary import (
     summarize, task_table,
@@ -39,5 +40,5 @@ __all__ = [
     "may_train_on_dev", "describe_source", "file_sha256", "data_identity", "expected_labels", "load_local",
     "load_hub", "load_raw", "label_names_from_rows", "resolve_labels", "process_rows", "to_dataset",
     "VALIDATION_FRACTION", "SPLIT_SEED", "check_source_data", "split_train_validation", "subsample", "sample_k_shot",
-    "no_train_error", "first_k_shot", "load_splits", "summarize", "task_table",
+    "no_train_error", "first_k_shot", "load_splits", "load_task_data", "summarize", "task_table",
 ]

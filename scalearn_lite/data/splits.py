@@ -4,16 +4,20 @@ the official dev split as test; subsampling and k-shot samples.
 from __future__ import annotations
 
 import math
+import random
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..tasks import Task, get_task
-from .locations import Rows, choose_source, describe_source, local_paths, may_train_on_dev
+from .locations import Rows, choose_source, describe_source, has_train, local_paths, may_train_on_dev
 from .readers import load_local, load_raw
 from .templates import label_names_from_rows, process_rows, to_dataset
+
+if TYPE_CHECKING:
+    from ..config import Preset
 
 
 VALIDATION_FRACTION = 0.1  # paper: 10% of the official train split for early stopping / model selection
@@ -235,3 +239,32 @@ def _warn_unknown_labels(task: Task, raw: Dict[str, Rows]) -> None:
         unknown = {lab for row in raw.get(split, []) for lab in row[task.label_field]} - known
         if unknown:
             warnings.warn(f"task {task.name!r}: {split} labels not in train are ignored: {sorted(unknown)}")
+
+
+# ------------------------------------------------------------------ a preset's rows per split
+def _limit(rows: list, n: Optional[int], seed: int = 0) -> list:
+    if n is None or len(rows) <= n:
+        return list(rows)
+    keep = sorted(random.Random(seed).sample(range(len(rows)), n))
+    return [rows[i] for i in keep]
+
+
+def load_task_data(task: Task, preset: Preset, data_dir=None, k_shot: Optional[int] = None,
+                   seed: int = 0, as_source: bool = False) -> Dict[str, list]:
+    """Processed rows per split after the paper's protocol and the preset's budget.
+
+    `as_source`: a source task of stage 1 (the zoo): preset.source_max_train rows; a task with only a dev file
+    here (QNLI, BoolQ offline) is then split 90/10 from it and has no test. Otherwise the target: preset.max_train
+    rows, which its own stage-1 adapter (the Adapter row) and every stage-2 method share; with `k_shot`, the
+    first k rows of the seed-42 shuffled train split (the same for every seed) and validation rows from the
+    held-out split (preset.few_shot_max_validation). `seed` does not change the rows (the protocol's splits are
+    seeded with 42); it is kept for callers.
+    """
+    dev_only = as_source and not has_train(task, data_dir)
+    max_train = preset.source_max_train if as_source else preset.max_train
+    splits = load_splits(task.name, data_dir=data_dir, k_shot=None if as_source else k_shot,
+                                  max_train=max_train, dev_as_train=dev_only)
+    max_val = preset.few_shot_max_validation if (k_shot and not as_source) else preset.max_validation
+    return {"train": splits["train"].to_list(),
+            "validation": _limit(splits["validation"].to_list(), max_val),
+            "test": _limit(splits["test"].to_list(), preset.max_test)}
