@@ -1,28 +1,27 @@
 """The main job: `demo` (the paper's comparison in miniature) and `reproduce` (a whole benchmark).
 
-Both are loops over `transfer()` runs (each resumable: a finished run folder is reused), then a
-results table in the paper's layout (rows = methods, columns = targets + average, mean ± std).
+Both are lists of `transfer()` runs for the job runner (jobs.py: each resumable, a finished run folder is reused),
+then a results folder (report.py): the table in the paper's layout (rows = methods, columns = targets + average,
+mean ± std), ω's tables and plots.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import data as data_mod
-from .hub import HUB_CAVEAT, SOURCE_SPECS, hub_adapter_id, is_hub_id
-from .files import is_finished, write_text
-from .provenance import git_revision, machine
-from .tasks import get_task, list_tasks
 from .device import precision_used
-from .methods import METHOD_NAMES, METHODS, OMEGA_METHODS
+from .hub import HUB_CAVEAT, SOURCE_SPECS, hub_adapter_id, is_hub_id
+from .jobs import Job, run_jobs
+from .methods import METHODS, OMEGA_METHODS
+from .provenance import git_revision, machine
+from .report import (constant_scores, omega_table, paper_comparison, paper_table, summarize, travel_table,
+                     write_plots, write_results)
 from .sources import is_task_ref, task_name_of
-from .transfer import run_folder, transfer
+from .tasks import get_task, list_tasks
 
 # The demo's sources: zoo adapters with signal for small pair tasks (QNLI is dev-only offline: a source only).
 # RTE left them (it was one until the ω-learning budget): its zoo adapter is at chance on validation (52.5 against
@@ -33,276 +32,6 @@ DEMO_SOURCES = ("sst2", "stsb", "qnli", "mrpc")
 DEMO_TARGET_CANDIDATES = ("mrpc", "stsb", "rte", "cb")
 DEMO_TARGETS = ("stsb", "mrpc")  # largest validation gain of a ScaLearn variant over Adapter among the candidates
 DEMO_METHODS = OMEGA_METHODS + ("adapter", "adapterfusion", "fixed_omega", "average", "head_only")
-PAPER_AVERAGES = {"glue": {"finetune": 83.93, "adapter": 83.83, "adapterfusion": 85.01, "scalearn": 85.36,
-                           "scalearn_uniform": 85.02, "scalearn_pp": 85.35, "scalearn_uniform_pp": 85.14},
-                  "superglue": {"finetune": 71.74, "adapter": 73.19, "adapterfusion": 73.60, "scalearn": 75.55,
-                                "scalearn_uniform": 74.20, "scalearn_pp": 75.74, "scalearn_uniform_pp": 74.93}}
-
-
-@dataclass
-class Job:
-    target: str
-    sources: List[str]
-    method: str
-    seed: int
-    include_target: bool = True
-    k_shot: Optional[int] = None
-
-
-def _job_folder(job: Job, preset, root: Path) -> Path:
-    return run_folder(job.target, job.sources, job.method, preset, seed=job.seed, k_shot=job.k_shot,
-                      include_target=job.include_target, root=root)
-
-
-def _run_job(job: Job, preset, data_dir, root: Path, progress: bool) -> dict:
-    """One run (or its finished folder) → its row: method, target, seed, metric, value, transfer_params, path."""
-    folder = _job_folder(job, preset, root)
-    reused = is_finished(folder)  # transfer() reuses it instead of training
-    res = transfer(job.target, job.sources, job.method, preset, seed=job.seed, k_shot=job.k_shot, data_dir=data_dir,
-                   out=folder, include_target=job.include_target, progress=progress)
-    m = res.metrics
-    val = m.get("validation_metric")
-    return {"method": job.method, "target": job.target, "seed": job.seed, "k_shot": job.k_shot, "metric": m["metric"],
-            "value": 100.0 * m["test_metric"], "validation": None if val is None else 100.0 * val,
-            "steps": m["steps"], "transfer_params": m["transfer_params"],
-            "omega_travel_bound": m.get("omega_travel_bound"),
-            "seconds": m["wall_seconds"], "reused": reused, "path": str(res.path)}
-
-
-# rough seconds per run relative to head_only (docs/results/demo-cpu-preset/runs.csv; finetune, not in the demo,
-# taken as AdapterFusion): the order runs are handed out in
-_RELATIVE_COST = {"adapterfusion": 2.3, "finetune": 2.3, "scalearn": 1.5, "scalearn_uniform": 1.5, "scalearn_pp": 1.5,
-                  "scalearn_uniform_pp": 1.5, "fixed_omega": 1.0, "average": 1.0, "head_only": 1.0, "adaptersoup": 1.0,
-                  "adapter": 0.1}
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def run_jobs(jobs: Sequence[Job], preset, *, data_dir=None, root: Path, progress: bool = True,
-             workers: int = 1) -> pd.DataFrame:
-    """Run (or reuse) every job, its run folder under `root` (transfer's layout); one row per run, in job order.
-
-    `workers` > 1: finished run folders are read here; then stage 1 (every adapter the unfinished runs load, each
-    trained once: the zoo here, the targets' own adapters first in the processes' queue), then those runs, the
-    longest first, in that many processes with cores // workers torch threads each. No process waits for all own
-    adapters: a run whose own adapter is still being trained waits for that folder alone (train_source's lock).
-    """
-    bar = tqdm(total=len(jobs), desc="runs", disable=not progress, unit="run")
-    if workers <= 1:
-        rows = []
-        for job in jobs:
-            bar.set_postfix_str(f"{job.method} → {job.target} seed {job.seed}")
-            rows.append(_run_job(job, preset, data_dir, root, progress))
-            bar.update(1)
-        bar.close()
-        return pd.DataFrame(rows)
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from .processes import stop_on_interrupt
-    from .transfer import stage1_plan, train_stage1
-
-    rows = [None] * len(jobs)
-    todo = []
-    for i, job in enumerate(jobs):
-        if is_finished(_job_folder(job, preset, root)):  # reused as is: no stage 1, no process
-            rows[i] = _run_job(job, preset, data_dir, root, False)
-            bar.update(1)
-        else:
-            todo.append(i)
-    if not todo:
-        bar.close()
-        return pd.DataFrame(rows)
-    bar.set_postfix_str("stage 1")
-    plan = list(dict.fromkeys(a for i in todo for a in stage1_plan(
-        jobs[i].target, jobs[i].sources, jobs[i].method, preset, seed=jobs[i].seed, k_shot=jobs[i].k_shot,
-        data_dir=data_dir, include_target=jobs[i].include_target)))  # every source checked before anything trains
-    # the zoo here (shared by many runs); the targets' own adapters (one per target and seed) in the processes
-    train_stage1([a for a in plan if a.role == "source"], preset, data_dir=data_dir, progress=progress)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool, stop_on_interrupt(pool):  # Ctrl-C: exit 130 promptly
-        # first in the queue, in job order (seed 0's, which the transfers load, before the Adapter row's other seeds)
-        own = [pool.submit(train_stage1, [a], preset, data_dir=data_dir, progress=False)
-               for a in plan if a.role != "source"]
-        longest_first = sorted(todo, key=lambda i: -_RELATIVE_COST.get(jobs[i].method, 2))  # a short tail
-        futures = {pool.submit(_run_job, jobs[i], preset, data_dir, root, False): i for i in longest_first}
-        for future in as_completed(futures):
-            rows[futures[future]] = future.result()
-            job = jobs[futures[future]]
-            bar.set_postfix_str(f"done {job.method} → {job.target} seed {job.seed}")
-            bar.update(1)
-        for future in own:  # done by now (the runs needed them); an error here would have stopped a run too
-            future.result()
-    bar.close()
-    return pd.DataFrame(rows)
-
-
-def summarize(runs: pd.DataFrame, column: str = "value") -> pd.DataFrame:
-    """Per method and target: metric, mean, std (over seeds, ddof=1; 0 for one seed), seeds, transfer_params.
-
-    `column`: "value" (the test score) or "validation" (the selection split: what choices are made on)."""
-    stats = seed_stats(runs, ["method", "target"], column)
-    rest = runs.groupby(["method", "target"], sort=False).agg(metric=("metric", "first"),
-                                                              transfer_params=("transfer_params", "max"))
-    return stats.join(rest)[["metric", "mean", "std", "seeds", "transfer_params"]].reset_index()
-
-
-def seed_stats(runs: pd.DataFrame, by: Sequence[str], column: str) -> pd.DataFrame:
-    """Per group of `by`: mean and std over seeds (ddof=1; 0 for a single seed) of `column`, and the number of
-    seeds. The one place a table's "mean ± std over seeds" is computed (demo, reproduce and the notebooks)."""
-    g = runs.groupby(list(by), sort=False)
-    out = pd.DataFrame({"mean": g[column].mean(), "std": g[column].std(ddof=1), "seeds": g["seed"].nunique()})
-    out["std"] = out["std"].fillna(0.0)  # one seed: no spread
-    return out
-
-
-def paper_table(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence[str],
-                constant: Optional[Dict[str, Optional[float]]] = None) -> str:
-    """Markdown table: rows = methods, columns = targets (metric) + Avg + transfer params.
-
-    `constant` (target → score or None, see constant_scores) adds a last row: the best constant prediction.
-    """
-    metric = {t: summary.loc[summary.target == t, "metric"].iloc[0] for t in targets if (summary.target == t).any()}
-    head = "| method | " + " | ".join(f"{t} ({metric.get(t, '')})" for t in targets) + " | Avg | transfer params |"
-    lines = [head, "|" + "---|" * (len(targets) + 3)]
-    for m in methods:
-        sub = summary[summary.method == m].set_index("target")
-        if sub.empty:
-            continue
-        cells = [f"{sub.at[t, 'mean']:.2f} ± {sub.at[t, 'std']:.2f}" if t in sub.index else "–" for t in targets]
-        avg = np.mean([sub.at[t, "mean"] for t in targets if t in sub.index])
-        params = int(sub["transfer_params"].max())
-        lines.append(f"| {METHOD_NAMES[m]} | " + " | ".join(cells) + f" | {avg:.2f} | {params:,} |")
-    if constant:
-        values = [constant.get(t) for t in targets]
-        cells = ["–" if v is None else f"{v:.2f}" for v in values]
-        avg = "–" if None in values else f"{np.mean(values):.2f}"
-        lines.append("| *best constant prediction* | " + " | ".join(cells) + f" | {avg} | – |")
-    return "\n".join(lines)
-
-
-def constant_scores(targets: Sequence[str], preset, data_dir=None, split: str = "test") -> Dict[str, Optional[float]]:
-    """Per target, in %: the best constant prediction's score on the rows the runs are scored on (`split`: test
-    or validation; metrics.best_constant: majority class, "always yes" for MultiRC's F1a; None for regression)."""
-    from .metrics import best_constant
-    from .sources import load_task_data
-
-    out = {}
-    for t in targets:
-        task = get_task(t)
-        score = best_constant(task, [r["label"] for r in load_task_data(task, preset, data_dir)[split]])
-        out[task.name] = None if score is None else 100.0 * score
-    return out
-
-
-def paper_comparison(summary: pd.DataFrame, targets: Sequence[str], methods: Sequence[str], benchmark: str) -> str:
-    """Markdown: our average over `targets` next to the paper's benchmark average (roberta-base, all tasks)."""
-    paper = PAPER_AVERAGES[benchmark]
-    lines = [f"Our average over {', '.join(targets)} next to the paper's {benchmark} average (roberta-base, every "
-             f"task of the benchmark, as the paper reports it); compare the order of the methods, not the absolute "
-             "numbers.", "",
-             "| method | ours (avg) | paper (avg) |", "|---|---|---|"]
-    for m in methods:
-        sub = summary[(summary.method == m) & summary.target.isin(targets)]
-        ours = f"{sub['mean'].mean():.2f}" if not sub.empty else "–"
-        lines.append(f"| {METHOD_NAMES[m]} | {ours} | {paper[m]:.2f} |" if m in paper else f"| {METHOD_NAMES[m]} | {ours} | – |")
-    return "\n".join(lines)
-
-
-def omega_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every ScaLearn-variant run's ω, one row per layer × source (viz.omega_stats): target, method, seed, layer,
-    source, mean, min, max (over hidden units) and mean_abs_change (mean |ω − 2/S|)."""
-    from .viz import omega_stats
-
-    frames = [omega_stats(r.path).assign(target=r.target, method=r.method, seed=r.seed)
-              for r in runs.itertuples() if r.method in OMEGA_METHODS]
-    cols = ["target", "method", "seed", "layer", "source", "mean", "min", "max", "mean_abs_change"]
-    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
-
-
-def omega_travel(omega: pd.DataFrame) -> pd.DataFrame:
-    """Per target × method × seed: the largest mean |ω − 2/S| over layer × source (how far ω moved in that run)."""
-    return omega.groupby(["target", "method", "seed"], sort=False)["mean_abs_change"].max().rename(
-        "max_mean_abs_change").reset_index()
-
-
-def travel_table(omega: pd.DataFrame, bounds: Dict[str, float]) -> str:
-    """Markdown: per method × target, how far ω moved in each seed (the largest mean |ω − 2/S| over layer ×
-    source) next to the bound lr·Σ(schedule) (`bounds`: method → metrics.json's omega_travel_bound)."""
-    travel = omega_travel(omega)
-    if travel.empty:
-        return ""
-    seeds = sorted(travel.seed.unique())
-    lines = ["| method | target | " + " | ".join(f"seed {s}" for s in seeds) + " | bound lr·Σ(schedule) |",
-             "|---|---|" + "---|" * (len(seeds) + 1)]
-    for (method, target), g in travel.groupby(["method", "target"], sort=False):
-        cells = [f"{v:.3f}" for v in g.set_index("seed").reindex(seeds)["max_mean_abs_change"]]
-        bound = bounds.get(method)
-        lines.append(f"| {METHOD_NAMES[method]} | {target} | " + " | ".join(cells)
-                     + f" | {'–' if bound is None else f'{bound:.3f}'} |")
-    return "\n".join(lines)
-
-
-def write_results(out: Path, runs: pd.DataFrame, summary: pd.DataFrame, table: str, header: str,
-                  omega: Optional[pd.DataFrame] = None) -> None:
-    """results.csv (one row per method × target), runs.csv (one per run), omega.csv (ω of every ScaLearn-variant
-    run per layer × source) and results.md."""
-    out.mkdir(parents=True, exist_ok=True)
-    cols = ["method", "target", "metric", "mean", "std", "seeds", "transfer_params"]
-    write_text(out / "results.csv", summary[cols].to_csv(index=False, float_format="%.4f"))
-    write_text(out / "runs.csv", runs.to_csv(index=False, float_format="%.4f"))
-    omega = omega_table(runs) if omega is None else omega
-    write_text(out / "omega.csv", omega.to_csv(index=False, float_format="%.5f"))
-    write_text(out / "results.md", f"{header}\n\n{table}\n")
-
-
-def _plots(out: Path, runs: pd.DataFrame, targets: Sequence[str], data_dir=None) -> List[Path]:
-    """Per target (seed 0, each ScaLearn variant): ω heatmaps centred at 2/S, what each source adds
-    (contributions on validation), ω over training; and the parameter-efficiency plot; as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from . import viz
-
-    paths = []
-    for target in targets:
-        first = runs[(runs.target == target) & (runs.seed == runs.seed.min()) & runs.method.isin(OMEGA_METHODS)]
-        if first.empty:
-            continue
-        folders = {r.method: r.path for r in first.itertuples()}
-        p = out / f"omega_heatmaps_{target}.png"  # centred at the initial 2/S: white = unchanged
-        viz.variant_heatmaps(folders, save=p)
-        paths.append(p)
-        p = out / f"contributions_{target}.png"
-        viz.variant_contributions({m: viz.run_contributions(f, data_dir=data_dir) for m, f in folders.items()}, save=p)
-        paths.append(p)
-        p = out / f"omega_movement_{target}.png"  # signed mean change and mean |ω − 2/S| per layer × source
-        viz.movement_heatmaps(folders, save=p)
-        paths.append(p)
-        for what, name in (("mean", "omega_training"), ("abs", "omega_movement_training")):
-            p = out / f"{name}_{target}.png"
-            viz.variant_training(folders, save=p, what=what)
-            paths.append(p)
-        plt.close("all")
-    # one point per method: the average over targets, its spread over seeds
-    per_seed = runs.groupby(["method", "seed"], sort=False).agg(value=("value", "mean"),
-                                                                transfer_params=("transfer_params", "max"))
-    points = per_seed.reset_index().assign(test_metric=lambda d: d.value / 100,
-                                           name=lambda d: d.method.map(METHOD_NAMES))
-    p = out / "efficiency.png"
-    viz.efficiency_plot(points, metric="score averaged over targets", save=p)
-    paths.append(p)
-    return paths
-
-
 # ------------------------------------------------------------------------------------------ demo
 def budget_line(preset) -> str:
     """The preset's three budgets in one line, for table headers."""
@@ -368,7 +97,7 @@ def demo(preset, *, targets: Sequence[str] = DEMO_TARGETS, sources: Sequence[str
     write_results(out, runs, summary, table, header, omega)
     if zoo is not None:
         zoo_mod.write_zoo(out, zoo, f"# the demo's source zoo\n\n{budget_line(preset)}")
-    plots = _plots(out, runs, targets, data_dir)
+    plots = write_plots(out, runs, targets, data_dir)
     print("\n" + table + "\n")
     print(f"wrote {out / 'results.md'}, {out / 'results.csv'}, " + ", ".join(str(p) for p in plots))
     print(f"total wall time {minutes:.1f} min (zoo {zoo_minutes:.1f}, runs {minutes - zoo_minutes:.1f})")
@@ -483,7 +212,7 @@ def reproduce(benchmark: str, preset, *, seeds: int = 3, targets: Optional[Seque
               f"wall time {(time.perf_counter() - start) / 60:.1f} min ({run_counts(runs)})")
     compare = paper_comparison(summary, targets, methods, benchmark)
     write_results(out, runs, summary, table + "\n\n" + compare, header)
-    plots = _plots(out, runs, targets, data_dir)
+    plots = write_plots(out, runs, targets, data_dir)
     print("\n" + table + "\n\n" + compare)
     print(f"\nwrote {out / 'results.md'}, {out / 'results.csv'}, " + ", ".join(str(p) for p in plots))
     return summary

@@ -307,9 +307,9 @@ def run(target: str, sources: Sequence[str], method: str, preset: Union[str, Pre
 def run_many(target: str, sources: Sequence[str], methods: Sequence[str], preset: Union[str, Preset],
              seeds: Sequence[int] = (0,), k_shots: Sequence[Optional[int]] = (None,),
              progress: bool = False, workers: int = 1) -> pd.DataFrame:
-    """Every (k, method, seed) run, by the demo's job runner (experiments.run_jobs) into the notebooks' run folders;
+    """Every (k, method, seed) run, by the demo's job runner (jobs.run_jobs) into the notebooks' run folders;
     one row per run: method, name, seed, k_shot, test/validation metric, params, path."""
-    from .experiments import Job, run_jobs
+    from .jobs import Job, run_jobs
 
     preset = get_preset(preset)
     jobs = [Job(target, list(sources), method, seed, k_shot=k) for k in k_shots for method in methods for seed in seeds]
@@ -336,7 +336,7 @@ def result_row(path, metrics: dict) -> dict:
 
 def summary(results: pd.DataFrame, by: Sequence[str] = ("name",)) -> pd.DataFrame:
     """Mean ± std (over seeds, in %) of the test metric per group, with the transfer parameters."""
-    from .experiments import seed_stats
+    from .report import seed_stats
 
     by = list(by)
     out = seed_stats(results.assign(score=100 * results["test_metric"]), by, "score")
@@ -348,7 +348,7 @@ def summary(results: pd.DataFrame, by: Sequence[str] = ("name",)) -> pd.DataFram
 def best_constant(target: str, preset: Union[str, Preset], data_dir=None) -> Optional[float]:
     """The best constant prediction's test score in % (majority class; None for regression): the floor to read
     a table of test scores against."""
-    from .experiments import constant_scores
+    from .report import constant_scores
 
     return constant_scores([target], get_preset(preset), data_dir)[get_task(target).name]
 

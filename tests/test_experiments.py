@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 
 from scalearn_lite.config import get_preset
-from scalearn_lite.experiments import in_benchmark, paper_comparison, paper_table, source_notes, summarize
+from scalearn_lite.experiments import in_benchmark, source_notes
+from scalearn_lite.report import paper_comparison, paper_table, summarize
 
 
 def labels_of(data_dir, task):
-    from scalearn_lite.sources import load_task_data
+    from scalearn_lite.data import load_task_data
     from scalearn_lite.tasks import get_task
 
     return [r["label"] for r in load_task_data(get_task(task), get_preset("tiny"), data_dir)["test"]]
@@ -109,7 +110,7 @@ def test_parallel_jobs_reuse_finished_folders_without_stage_1(data_dir, tmp_path
     """--jobs 2 over finished run folders: read in the parent; stage 1 is not resolved for them."""
     import importlib
 
-    from scalearn_lite import experiments
+    from scalearn_lite import jobs as jobs_mod
 
     transfer_module = importlib.import_module("scalearn_lite.transfer")  # (the package exports the function `transfer`)
 
@@ -122,9 +123,9 @@ def test_parallel_jobs_reuse_finished_folders_without_stage_1(data_dir, tmp_path
         raise AssertionError("stage 1 resolved for a finished run folder")
 
     monkeypatch.setattr(transfer_module, "train_stage1", no_stage1)
-    jobs = [experiments.Job("mrpc", ["rte"], m, 0) for m in ("scalearn_uniform_pp", "head_only")]
-    rows = experiments.run_jobs(jobs, get_preset("tiny"), data_dir=data_dir, root=tmp_path / "runs", progress=False,
-                                workers=2)
+    jobs = [jobs_mod.Job("mrpc", ["rte"], m, 0) for m in ("scalearn_uniform_pp", "head_only")]
+    rows = jobs_mod.run_jobs(jobs, get_preset("tiny"), data_dir=data_dir, root=tmp_path / "runs", progress=False,
+                             workers=2)
     assert list(rows.method) == list(before.method)
     assert list(rows.value) == pytest.approx(list(before.value))
 
@@ -147,13 +148,13 @@ def test_tables_mark_dev_only_sources(data_dir):
     assert notes.startswith("qnli (dev only here") and notes.endswith(", rte")
 
 
-def test_course_best_constant_is_the_tables_floor(data_dir):
+def test_notebook_best_constant_is_the_tables_floor(data_dir):
     """Notebook 03 prints the same floor as the tables: the majority class on the runs' test rows."""
-    from scalearn_lite import course
+    from scalearn_lite import notebook
 
     labels = labels_of(data_dir, "rte")
-    assert course.best_constant("rte", "tiny", data_dir) == pytest.approx(100 * max(map(labels.count, (0, 1))) / len(labels))
-    assert course.best_constant("stsb", "tiny", data_dir) is None
+    assert notebook.best_constant("rte", "tiny", data_dir) == pytest.approx(100 * max(map(labels.count, (0, 1))) / len(labels))
+    assert notebook.best_constant("stsb", "tiny", data_dir) is None
 
 
 def test_stage1_plan_lists_each_adapter_a_run_loads_once_per_target_and_seed(data_dir):
@@ -175,35 +176,35 @@ def test_stage1_plan_lists_each_adapter_a_run_loads_once_per_target_and_seed(dat
 
 
 def test_the_notebooks_and_the_demo_share_one_job_runner_and_one_run_folder_layout(data_dir, tmp_path, monkeypatch):
-    """course.run_many goes through experiments.run_jobs into transfer's folder layout (under runs/notebooks/<preset>);
+    """notebook.run_many goes through jobs.run_jobs into transfer's folder layout (under runs/notebooks/<preset>);
     a second call reuses every folder and gives the same scores."""
-    from scalearn_lite import course
+    from scalearn_lite import notebook
     from scalearn_lite.transfer import run_folder
 
     monkeypatch.setenv("SCALEARN_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("SCALEARN_DATA_DIR", str(data_dir))
     tiny, methods = get_preset("tiny"), ("scalearn_uniform_pp", "head_only")
-    first = course.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
+    first = notebook.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
     assert list(first.path) == [str(run_folder("mrpc", ["rte"], m, tiny, seed=1, root=tmp_path / "tiny"))
                                 for m in methods]
     assert list(first.seed) == [1, 1] and list(first.method) == list(methods)
-    again = course.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
+    again = notebook.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
     assert list(again.test_metric) == list(first.test_metric) and list(again.path) == list(first.path)
 
 
-def test_course_source_table_lists_the_adapters_a_transfer_loads(data_dir, monkeypatch):
+def test_notebook_source_table_lists_the_adapters_a_transfer_loads(data_dir, monkeypatch):
     """With a target, the table's last row is the target's own adapter on the target budget (the folder stage 1 of a
     transfer resolves it to), not the zoo adapter of the same task; the other rows are zoo sources."""
-    from scalearn_lite import course
+    from scalearn_lite import notebook
     from scalearn_lite.sources import source_dir
 
     monkeypatch.setenv("SCALEARN_DATA_DIR", str(data_dir))
     tiny = get_preset("tiny").with_(source_max_train=96, max_train=64, source_epochs=1, target_epochs=1)
-    table = course.train_sources(["mrpc", "rte"], tiny, target="mrpc")
+    table = notebook.train_sources(["mrpc", "rte"], tiny, target="mrpc")
     assert list(table.index) == ["rte", "mrpc"] and list(table.role) == ["source", "own (target rows)"]
     assert table.loc["mrpc", "adapter"] == str(source_dir("mrpc", tiny, 0, None, role="target", data_dir=data_dir))
     assert table.loc["rte", "adapter"] == str(source_dir("rte", tiny, 0, data_dir=data_dir))
     assert list(table["train rows"]) == [96, 64]
-    zoo_only = course.train_sources(["mrpc"], tiny)
+    zoo_only = notebook.train_sources(["mrpc"], tiny)
     zoo_mrpc = str(source_dir("mrpc", tiny, 0, data_dir=data_dir))
     assert zoo_only.loc["mrpc", "adapter"] == zoo_mrpc != table.loc["mrpc", "adapter"]

@@ -106,3 +106,24 @@ def test_every_package_folder_is_packaged():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {"scalearn_lite"} | {f"scalearn_lite.{m}" for m in PACKAGES}
     assert folders == listed, f"pyproject.toml packages {sorted(listed)} but package folders {sorted(folders)}"
+
+
+def test_no_module_is_named_like_a_standard_library_module():
+    """A module named io.py, types.py, ... shadows the standard library for every file beside it (sources.py had to
+    write `import io as _io`): a name of its own says what it holds, and nothing needs an alias."""
+    import sys
+
+    clashes = sorted(m for m in MODULES for part in m.split(".") if part in sys.stdlib_module_names)
+    assert not clashes, f"modules named like standard-library modules: {clashes}"
+    tests_named = sorted(p.stem for p in (ROOT / "tests").glob("*.py") if p.stem in sys.stdlib_module_names)
+    assert not tests_named, f"test helpers named like standard-library modules: {tests_named}"
+
+
+def test_modules_stay_readable_in_size():
+    """One idea a module: none over ~400 lines, except the ones listed here with the one idea that needs the room."""
+    one_idea = {"cli": "the argparse parser and one thin handler per command",
+                "bench": "the benchmark: its trials, their timing, memory, and the one report"}
+    sizes = {m: len((PACKAGE / (m.replace(".", "/") + ("/__init__.py" if m in PACKAGES else ".py"))).read_text()
+                    .splitlines()) for m in MODULES if m != "__init__"}
+    over = {m: n for m, n in sizes.items() if n > 420 and m not in one_idea}
+    assert not over, f"modules over ~400 lines (split them, or say which one idea needs the room): {over}"
