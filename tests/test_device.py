@@ -14,7 +14,7 @@ import torch
 
 from conftest import tiny_config
 from standins import Reached, assert_fed_on_meta, inputs_seen_by, tiny_full_run
-from scalearn_lite import course, probing, viz
+from scalearn_lite import analysis, probing
 from scalearn_lite import device as device_mod
 from scalearn_lite import runs as runs_mod
 from scalearn_lite import train as train_mod
@@ -115,15 +115,15 @@ def test_fusion_attention_frame_feeds_the_model_on_its_device():
     model.set_active_adapters(Fuse("a", "b"))
     batch = {"input_ids": torch.randint(5, 120, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
     with inputs_seen_by(model) as seen, pytest.raises(Reached):
-        viz.fusion_attention_frame(model, [batch])
+        analysis.fusion_attention_frame(model, [batch])
     assert_fed_on_meta(seen)
 
 
-def test_course_batches_come_on_the_in_memory_runs_device():
-    """course.batches (notebook 04: train_fusion's model, then fusion_attention_frame and the open-the-hood cell)."""
+def test_batches_come_on_the_in_memory_runs_device():
+    """analysis.batches (notebook 04: train_fusion's model, then fusion_attention_frame and the open-the-hood cell)."""
     model = from_config(tiny_config("bert")).to("meta")
     run_ = types.SimpleNamespace(net=model, feats={"validation": _feats()}, task=get_task("rte"), tokenizer=Tok())
-    batch = next(iter(course.batches(run_, "validation", batch_size=4)))
+    batch = next(iter(analysis.batches(run_, "validation", batch_size=4)))
     assert {v.device.type for v in batch.values()} == {"meta"}
 
 
@@ -156,7 +156,7 @@ def test_a_loaded_run_goes_to_the_default_device_or_the_one_asked(full_run, meta
 
 
 def test_the_omega_scorer_runs_its_run_where_it_was_loaded(full_run, meta_is_the_default):
-    scorer = course.OmegaScorer(full_run[0], max_rows=8)
+    scorer = analysis.OmegaScorer(full_run[0], max_rows=8)
     assert model_device(scorer.net).type == "meta"
     with inputs_seen_by(scorer.net) as seen, pytest.raises(Reached):
         scorer([1.0])
@@ -167,11 +167,11 @@ def test_contributions_feed_the_model_on_its_device(full_run, meta_is_the_defaul
     net = runs_mod.load_run(full_run[0], device="cpu")[0]
     batch = {"input_ids": torch.tensor([[0, 5, 6, 2]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
     with inputs_seen_by(net) as seen, pytest.raises(Reached):
-        viz.contribution_frame(net, [batch])
+        analysis.contribution_frame(net, [batch])
     assert_fed_on_meta(seen)
     seen = _spy_on_load_run(monkeypatch)
     with pytest.raises(Reached):  # a saved run: loaded on the default device, fed there
-        viz.run_contributions(full_run[0], max_rows=4)
+        analysis.run_contributions(full_run[0], max_rows=4)
     assert_fed_on_meta(seen)
 
 
@@ -220,7 +220,7 @@ def test_fusion_attention_is_averaged_on_the_cpu_whatever_the_models_device():
             return {"adapter_fusion_attentions": {"a,b": {0: {"output_adapter": att}}}}
 
     batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}
-    frame = viz.fusion_attention_frame(OnMeta(), [batch])
+    frame = analysis.fusion_attention_frame(OnMeta(), [batch])
     assert frame.to_numpy().tolist() == [[0.5, 0.5]]
 
 
