@@ -1,4 +1,6 @@
-"""Task registry and data loading on the real GLUE / SuperGLUE files (offline, CPU, seconds).
+"""Data loading (scalearn_lite/data/): locations, readers, templates, splits, k-shot and summaries on the real
+GLUE / SuperGLUE files (offline, CPU, seconds), HumSet and ReCoRD on synthetic files; bad input is refused
+naming the file and line.
 
 Data dir: $SCALEARN_DATA_DIR, else ../shared/data next to the repository; tests that need it skip otherwise.
 """
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 from scalearn_lite import data
-from scalearn_lite.tasks import TASKS, Task, get_task, list_tasks
+from scalearn_lite.tasks import TASKS, get_task
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -80,79 +82,7 @@ def splits():
     return {name: data.load_splits(name, DATA_DIR) for name in TRAINABLE}
 
 
-# ----------------------------------------------------------------------------------------------------
-# Registry
-# ----------------------------------------------------------------------------------------------------
-def test_registry_names_and_benchmarks():
-    assert list_tasks("glue") == ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"]
-    assert list_tasks("superglue") == ["boolq", "cb", "copa", "multirc", "record", "superglue_rte", "wic", "wsc"]
-    assert list_tasks("humset") == ["sectors", "pillars_1d", "subpillars_1d", "pillars_2d", "subpillars_2d"]
-    assert len(list_tasks()) == len(TASKS) == 21
-    with pytest.raises(ValueError, match="glue"):
-        list_tasks("nope")
-
-
-@pytest.mark.parametrize("alias, name", [
-    ("RTE", "rte"), ("glue/rte", "rte"), ("superglue/rte", "superglue_rte"), ("SST-2", "sst2"),
-    ("sts-b", "stsb"), ("sts_b", "stsb"), ("wsc.fixed", "wsc"), ("superglue/wsc.fixed", "wsc"),
-    ("glue/cola", "cola"), ("humset/sectors", "sectors"), (" CB ", "cb"),
-])
-def test_get_task_aliases(alias, name):
-    assert get_task(alias).name == name
-    assert get_task(get_task(alias)) is TASKS[name]
-
-
-def test_unknown_task_lists_valid_names():
-    with pytest.raises(ValueError) as err:
-        get_task("glue/wnli")
-    for name in TASKS:
-        assert name in str(err.value)
-
-
-def test_task_fields_metrics_and_num_labels():
-    assert get_task("stsb").num_labels == 1 and get_task("stsb").problem == "regression"
-    assert get_task("copa").num_labels == 2 and get_task("copa").problem == "multiple_choice"
-    assert get_task("record").num_labels == 2 and get_task("record").group_field == "query"
-    assert get_task("mnli").num_labels == 3 and get_task("mnli").hub_splits["test"] == "validation_matched"
-    assert get_task("wsc").hub_config == "wsc.fixed" and get_task("superglue_rte").hub_config == "rte"
-    assert get_task("multirc").group_field == "question"
-    mains = {"cola": "matthews_corr", "stsb": "pearson", "mrpc": "accuracy", "qqp": "accuracy",
-             "multirc": "f1a", "record": "f1", "sectors": "macro_f1", "cb": "accuracy", "wsc": "accuracy"}
-    for name, metric in mains.items():
-        assert get_task(name).main_metric == metric
-    assert "spearman" in get_task("stsb").metrics and "f1" in get_task("mrpc").metrics
-    assert "em" in get_task("multirc").metrics and "em" in get_task("record").metrics
-    assert not get_task("qnli").has_local_train and not get_task("boolq").has_local_train
-    assert get_task("rte").has_local_train
-    with pytest.raises(ValueError, match="resolve_labels"):
-        get_task("sectors").num_labels
-    assert get_task("sectors").with_label_names(["a", "b"]).num_labels == 2
-    assert hash(get_task("rte")) == hash(get_task("glue/rte"))
-
-
-def test_label_names_are_hub_classlabels():
-    assert get_task("rte").label_names == ("entailment", "not_entailment")
-    assert get_task("qnli").label_names == ("entailment", "not_entailment")
-    assert get_task("cb").label_names == ("entailment", "contradiction", "neutral")
-    assert get_task("mnli").label_names == ("entailment", "neutral", "contradiction")
-    assert get_task("cola").label_names == ("unacceptable", "acceptable")
-    assert get_task("sst2").label_names == ("negative", "positive")
-    assert get_task("mrpc").label_names == ("not_equivalent", "equivalent")
-    assert get_task("copa").label_names == ("choice1", "choice2")
-    for name in ("boolq", "wic", "wsc", "multirc"):
-        assert get_task(name).label_names == ("False", "True")
-
-
-def test_task_validates_itself():
-    with pytest.raises(ValueError, match="benchmark"):
-        Task(name="x", benchmark="nope", hub_path=None, hub_config=None, local_dir="x")
-    with pytest.raises(ValueError, match="main_metric"):
-        Task(name="x", benchmark="glue", hub_path=None, hub_config=None, local_dir="x", main_metric="f1")
-
-
-# ----------------------------------------------------------------------------------------------------
-# Locations and sources
-# ----------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------ locations and sources
 def test_resolve_data_dir_and_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("SCALEARN_DATA_DIR", raising=False)
     assert data.resolve_data_dir() is None
@@ -233,9 +163,7 @@ def test_auto_source_prefers_local_files():
         data.load_raw("rte", DATA_DIR, source="web")
 
 
-# ----------------------------------------------------------------------------------------------------
-# Local files: counts, labels, parsing rules
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------- local files: counts, labels, parsing rules
 @needs_data
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_official_counts_and_label_distribution(raw, name):
@@ -327,9 +255,7 @@ def test_wsc_fixed_spans_are_substrings(raw):
            (32, 47, "anyone", "him")
 
 
-# ----------------------------------------------------------------------------------------------------
-# Templates
-# ----------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------ templates
 @needs_data
 def test_templates_pairs(raw):
     wic = data.process_rows("wic", raw["wic"]["test"][:1])[0]
@@ -373,9 +299,7 @@ def test_process_rows_humset_needs_labels():
         data.process_rows("sectors", [{"excerpt": "x", "sectors": ["Health"]}])
 
 
-# ----------------------------------------------------------------------------------------------------
-# Splits
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------- splits
 @needs_data
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_90_10_split_partitions_official_train(splits, raw, name):
@@ -460,9 +384,7 @@ def test_dev_only_tasks_cannot_be_targets():
     assert dd["test"].column_names == dd["train"].column_names
 
 
-# ----------------------------------------------------------------------------------------------------
-# k-shot
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------- k-shot
 @needs_data
 @pytest.mark.parametrize("k", [4, 16, 32, 100])
 def test_k_shot_sizes_balance_determinism(splits, k):
@@ -512,9 +434,7 @@ def test_load_splits_k_shot_is_the_first_k_of_the_seed42_shuffled_train_split(sp
         data.load_splits("cb", DATA_DIR, k_shot=10_000)
 
 
-# ----------------------------------------------------------------------------------------------------
-# HumSet (synthetic fixture) and ReCoRD (synthetic official-format file)
-# ----------------------------------------------------------------------------------------------------
+# ----------------------------- HumSet (synthetic fixture) and ReCoRD (synthetic official-format file)
 def test_humset_fixture_multi_label_with_labels_from_data():
     dd = data.load_splits("sectors", FIXTURES)  # finds the humset/ subfolder
     assert {k: len(v) for k, v in dd.items()} == {"train": 12, "validation": 4, "test": 4}
@@ -589,9 +509,7 @@ def test_record_local_format_and_binary_rows(tmp_path):
     assert len(dd["train"]) + len(dd["validation"]) == 8 and dd["test"].features["entity"].dtype == "string"
 
 
-# ----------------------------------------------------------------------------------------------------
-# Summaries
-# ----------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------ summaries
 @needs_data
 def test_task_table_covers_all_tasks_without_raising(monkeypatch):
     monkeypatch.setattr(data.locations, "hub_reachable", lambda: False)
