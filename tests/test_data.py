@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scalearn_lite import data
+from scalearn_lite import data, tasks
 from scalearn_lite.tasks import TASKS, get_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,6 +153,32 @@ def test_hub_source_converts_to_rows(monkeypatch, tmp_path):
     assert set(out) == {"train", "test"}
     assert out["test"] == [{"premise": "p", "hypothesis": "h", "label": 2, "idx": 0}]
     assert data.describe_source("mnli", source="hub") == "nyu-mll/glue:mnli"
+
+
+def test_hub_datasets_load_at_a_fixed_revision(monkeypatch):
+    import datasets
+
+    calls = []
+
+    class Split(list):
+        def to_list(self):
+            return list(self)
+
+    def fake_load(path, config, **kw):
+        calls.append((path, config, kw))
+        return {"train": Split([{"x": 1}]), "validation": Split([{"x": 2}])}
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setattr(data.locations, "hub_reachable", lambda: True)
+    data.load_hub("rte")
+    data.load_hub("cb")
+    assert [(p, c, kw["revision"]) for p, c, kw in calls] == [
+        ("nyu-mll/glue", "rte", tasks.GLUE_REVISION), ("aps/super_glue", "cb", tasks.SUPERGLUE_REVISION)]
+    for rev in (tasks.GLUE_REVISION, tasks.SUPERGLUE_REVISION):
+        assert len(rev) == 40 and int(rev, 16) >= 0  # a commit, not a branch name
+    assert all(t.hub_revision for t in tasks.TASKS.values() if t.hub_path)
+    assert data.data_identity("cb", source="hub") == {"hub": "aps/super_glue", "config": "cb",
+                                                      "revision": tasks.SUPERGLUE_REVISION}
 
 
 @needs_data

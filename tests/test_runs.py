@@ -1,22 +1,31 @@
 """Run folders: a damaged folder is named, never reused; load_run serves a run only with the source weights it was
-trained with, and those are fingerprinted when they were loaded."""
+trained with, and those are fingerprinted when they were loaded; a folder holds no pickle (old .pt/.bin ones still
+load) and the data identity in its config.json."""
 import importlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 from scalearn_lite import cli
+from scalearn_lite import data as data_mod
+from scalearn_lite import methods as methods_mod
+from scalearn_lite import runs as runs_mod
 from scalearn_lite.config import get_preset
+from scalearn_lite.data import load_task_data
+from scalearn_lite.encoding import encode
 from scalearn_lite.files import MANIFEST
 from scalearn_lite.runs import load_run
-from scalearn_lite.sources import SOURCE_META, file_record, source_fingerprint, train_source
+from scalearn_lite.sources import SOURCE_META, file_record, read_weights, source_fingerprint, train_source
+from scalearn_lite.train import predict
 
 tr = importlib.import_module("scalearn_lite.transfer")
 # a run of a few steps: what matters here is the folder, not what it learns
 SHORT = get_preset("tiny").with_(max_train=32, max_validation=16, max_test=16, transfer_epochs=1)
+TINY = get_preset("tiny").with_(max_train=128, transfer_epochs=1)  # as test_transfer: same cached sources
 
 
 def transfer_over(source: Path, out: Path, data_dir):
@@ -129,3 +138,42 @@ def test_a_run_folder_with_a_crafted_head_config_is_refused_before_loading(finis
     monkeypatch.setattr(runs, "load_base", boom)
     with pytest.raises(ValueError, match="head_config.json: config._attn_implementation_internal"):
         load_run(run)
+
+
+# ---------------------------------------- a run folder needs no pickle; an old-format one still loads
+def _logits(net, tok, task, data_dir):
+    rows = load_task_data(task, TINY, data_dir)["test"]
+    return predict(net, task, encode(task, rows, tok, TINY.max_length), tok, head=methods_mod.HEAD)[0]
+
+
+def test_a_run_folder_needs_no_pickle_and_an_old_format_folder_still_loads(data_dir, tmp_path, monkeypatch):
+    res = tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run", progress=False)
+    again = tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run", progress=False)
+    assert again.metrics == res.metrics  # same data: the finished folder is reused
+    with monkeypatch.context() as m:  # another copy of the data (other file contents): not the same run
+        m.setattr(data_mod, "data_identity", lambda *a, **k: {"local": {"train": {"sha256": "0" * 64}}})
+        with pytest.raises(ValueError, match="other settings \\(data: saved"):
+            tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=data_dir, out=tmp_path / "run", progress=False)
+    files = [p for p in res.path.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".pt", ".bin", ".pkl")], files
+    assert {"omega.safetensors", "omega.json", "model_head.safetensors"} <= {p.name for p in files}
+    cfg = json.loads((res.path / "config.json").read_text())
+    assert cfg["data"] == data_mod.data_identity("mrpc", data_dir)  # the target's data: file names, sizes, sha256
+    assert len(cfg["data"]["local"]["train"]["sha256"]) == 64
+    for ref in cfg["source_refs"]:  # every source folder: safetensors, and its data identity in its metadata
+        assert not [p for p in tr.Path(ref).iterdir() if p.suffix in (".pt", ".bin")]
+        assert json.loads((tr.Path(ref) / "scalearn_source.json").read_text())["settings"]["data"]["local"]
+    net, tok, task, _ = runs_mod.load_run(res.path)
+    new = _logits(net, tok, task, data_dir)
+
+    old = tmp_path / "old"  # the same run as an older version wrote it: omega.pt and a pickled head
+    old.mkdir()
+    for name in ("config.json", "metrics.json", "omega.json", "history.csv"):
+        (old / name).write_bytes((res.path / name).read_bytes())
+    saved = runs_mod.load_omega(res.path)
+    torch.save({"omega": saved["omega"], "sources": saved["sources"]}, old / "omega.pt")
+    (old / "head").mkdir()
+    (old / "head" / "head_config.json").write_bytes((res.path / "head" / "head_config.json").read_bytes())
+    torch.save(read_weights(res.path / "head" / "model_head.safetensors"), old / "head" / "pytorch_model_head.bin")
+    net2, tok2, task2, _ = runs_mod.load_run(old)
+    assert (_logits(net2, tok2, task2, data_dir) == new).all()  # identical logits from either format
