@@ -36,7 +36,8 @@ def forward_flops_per_token() -> float:
     """Matmul FLOPs per token of roberta-base's forward pass (profiler count, random weights, batch 2 × 128)."""
     import torch
 
-    from scalearn_lite.bench import profile_step, random_base
+    from scalearn_lite.bench import profile_step
+    from scalearn_lite.params import random_base
 
     base = random_base("roberta-base", None).eval()
     ids = torch.randint(5, 1000, (2, TOKENS))

@@ -1,7 +1,8 @@
-"""An honest parameter report: transfer parameters per method, counted from instantiated modules."""
+"""An honest parameter report: transfer parameters per method, counted from instantiated modules; and models at a
+named model's shapes (synthetic configs, random weights) for reports and benchmarks that need no download."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
@@ -50,3 +51,23 @@ def report(counts: Dict[str, int]) -> list:
     fusion, base = counts["adapterfusion"], counts["base"]
     return [{"method": m, "transfer_params": n, "pct_of_fusion": 100.0 * n / fusion, "pct_of_base": 100.0 * n / base}
             for m, n in counts.items() if m != "base"]
+
+
+# Shapes of models whose config need not be downloaded for a random-weights benchmark (hidden, layers).
+BUILT_IN_SHAPES = {"roberta-base": (768, 12)}
+
+
+def random_base(model: str, num_layers: Optional[int], seed: int = 0):
+    """A randomly initialised AdapterModel at `model`'s shapes: built-in for roberta-base (no download), else read
+    from the model's config (a local folder or the embedded model)."""
+    from .models import from_config, load_config, model_id
+
+    torch.manual_seed(seed)
+    if model in BUILT_IN_SHAPES:
+        hidden, layers = BUILT_IN_SHAPES[model]
+        config = synthetic_config(hidden, num_layers or layers)  # roberta-base: vocabulary 50265, 514 positions
+    else:
+        config = load_config(model, num_layers)
+    base = from_config(config)
+    base.scalearn_base = f"random-{model_id(model, num_layers)}"
+    return base

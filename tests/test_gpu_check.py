@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalearn_lite.bench import random_base
+from scalearn_lite.params import random_base
 
 ROOT = Path(__file__).resolve().parents[1]
 
