@@ -27,6 +27,15 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
+@pytest.fixture(scope="module")
+def rte_adapter(data_dir):
+    """The tiny preset's cached RTE adapter (trained once per test session)."""
+    from scalearn_lite.config import get_preset
+    from scalearn_lite.sources import train_source
+
+    return train_source("rte", get_preset("tiny"), data_dir=data_dir, seed=0, progress=False).path
+
+
 def tiny_config(kind: str, hidden: int = 32, layers: int = 2):
     """A tiny random BERT or RoBERTa config (vocab 120, 2 heads)."""
     from transformers import BertConfig, RobertaConfig

@@ -2,9 +2,12 @@
 byte-level BPE tokenizer trained on GLUE sentences) in place of roberta-base (notebook.ENV_FULL_MODEL), and AdapterHub
 "pf" adapter folders in the hub's own layout (adapter_config.json, pytorch_adapter.bin, head_config.json,
 pytorch_model_head.bin) under <mirror>/AdapterHub/roberta-base-pf-<task> (hub.ENV_MIRROR). And a stand-in for a GPU
-in placement tests: the "meta" device (inputs_seen_by)."""
+in placement tests: the "meta" device (inputs_seen_by). And stand-ins for a user's folders in bad-input tests: a GLUE
+folder with copies of the real files (glue_folder), a copy of an adapter folder (copy_adapter), and training stubbed
+out (no_training) to show an error comes before any training."""
 import csv
 import json
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -125,3 +128,39 @@ def tiny_full_run(root: Path, data_dir: Path, method: str = "scalearn"):
     res = transfer("rte", ["AdapterHub/roberta-base-pf-mnli"], method, preset, data_dir=data_dir,
                    include_target=False, out=Path(root) / "run", progress=False)
     return res.path, preset
+
+
+# ------------------------------------------------------------- a user's folders; training stubbed out
+class Trained(Exception):
+    """Raised by a stubbed training function: the code got as far as training."""
+
+
+def no_training(monkeypatch):
+    """Make any stage-1 or stage-2 training raise Trained."""
+    import importlib
+
+    sources = importlib.import_module("scalearn_lite.sources")
+    tr = importlib.import_module("scalearn_lite.transfer")
+
+    def boom(*a, **k):
+        raise Trained
+
+    monkeypatch.setattr(sources.training, "fit_source", boom)
+    monkeypatch.setattr(tr, "fit", boom)
+
+
+def copy_adapter(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)  # copy2: mtimes kept, so the recorded fingerprints still apply
+    return dst
+
+
+def glue_folder(root: Path, data_dir: Path, task_dir: str, files=("train.tsv", "dev.tsv"), lines=None) -> Path:
+    """root/glue_data/<task_dir>/ with copies of the real files (optionally only their first `lines` lines)."""
+    folder = root / "glue_data" / task_dir
+    folder.mkdir(parents=True)
+    for name in files:
+        text = (data_dir / "glue_data" / task_dir / name).read_text(encoding="utf-8")
+        if lines is not None:
+            text = "\n".join(text.split("\n")[:lines]) + "\n"
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder

@@ -1,5 +1,6 @@
 """The command line: every command explains itself; failures exit non-zero with a one-line reason."""
 import argparse
+import importlib
 import json
 import re
 import subprocess
@@ -7,7 +8,11 @@ import sys
 
 import pytest
 
+from scalearn_lite import runs as runs_mod
 from scalearn_lite.cli import build_parser, main
+
+sources = importlib.import_module("scalearn_lite.sources")
+tr = importlib.import_module("scalearn_lite.transfer")
 
 COMMANDS = ["tasks", "train-source", "zoo", "transfer", "params", "bench", "demo", "lr-grid", "reproduce"]
 
@@ -111,3 +116,26 @@ def test_a_terminal_that_cannot_print_arrows_does_not_turn_a_saved_run_into_an_e
     code = main(["train-source", "rte", "--preset", "tiny", "--data-dir", str(data_dir), "--quiet"])
     out.flush()
     assert code == 0 and b"\\u2192" in raw.getvalue()  # "→" escaped, not an error
+
+
+# ------------------------------------------------------------------------------ what a command prints
+def test_train_source_cli_reports_a_dev_only_source_without_a_test_split(monkeypatch, capsys, tmp_path):
+    metrics = {"task": "qnli", "base": "b", "metric": "accuracy", "test": {}, "validation": {"accuracy": 0.7},
+               "steps": 3, "seconds": 1.0}
+    monkeypatch.setattr(sources, "train_source", lambda *a, **k: sources.SourceResult(tmp_path, metrics, False))
+    assert main(["train-source", "qnli", "--preset", "tiny"]) == 0
+    assert "no test split (a dev-only task" in capsys.readouterr().out
+
+
+def test_transfer_cli_says_reused(monkeypatch, capsys, tmp_path):
+    metrics = {"method": "scalearn", "target": "rte", "sources": ["cb", "rte"], "metric": "accuracy",
+               "test_metric": 0.5, "validation_metric": 0.5, "transfer_params": 10, "wall_seconds": 123.0,
+               "steps": 4, "step_budget": 4, "rows": {"train": 32, "validation": 16}}
+    monkeypatch.setattr(tr, "transfer", lambda *a, **k: runs_mod.RunResult(tmp_path, metrics, reused=True))
+    assert main(["transfer", "rte", "--sources", "cb", "--preset", "tiny"]) == 0
+    assert "reused: finished earlier in 123 s, nothing trained now" in capsys.readouterr().out
+
+
+def test_tasks_with_a_data_dir_that_does_not_exist_is_an_error(tmp_path, capsys):
+    assert main(["tasks", "--data-dir", str(tmp_path / "nope")]) == 2
+    assert f"data dir {tmp_path / 'nope'} (from --data-dir" in capsys.readouterr().err

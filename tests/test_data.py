@@ -5,8 +5,11 @@ naming the file and line.
 Data dir: $SCALEARN_DATA_DIR, else ../shared/data next to the repository; tests that need it skip otherwise.
 """
 import csv
+import importlib
 import json
 import os
+import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +17,13 @@ import numpy as np
 import pytest
 
 from scalearn_lite import data, tasks
+from scalearn_lite.config import get_preset
 from scalearn_lite.tasks import TASKS, get_task
+from standins import glue_folder, no_training
+
+sources = importlib.import_module("scalearn_lite.sources")
+tr = importlib.import_module("scalearn_lite.transfer")
+TINY = get_preset("tiny")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -569,3 +578,86 @@ def test_a_classification_train_file_with_one_class_is_refused_naming_it(tmp_pat
     assert cli.main(["train-source", "rte", "--preset", "tiny", "--data-dir", str(tmp_path), "--quiet",
                      "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+# -------------------------------------- a folder without a training file: refused before any training
+def test_a_glue_folder_without_train_never_trains_on_its_test_split(data_dir, tmp_path, monkeypatch):
+    glue_folder(tmp_path, data_dir, "RTE", files=("dev.tsv",))
+    no_training(monkeypatch)
+    want = re.escape(str(tmp_path / "glue_data" / "RTE" / "train.tsv"))
+    with pytest.raises(ValueError, match=f"'rte' has no training file at {want}.*qnli, boolq"):
+        sources.train_source("rte", TINY, data_dir=tmp_path, out=tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match=f"no training file at {want}"):
+        data.load_splits("rte", tmp_path, dev_as_train=True)
+    assert not (tmp_path / "out").exists()
+    glue_folder(tmp_path, data_dir, "MRPC")
+    with pytest.raises(ValueError, match=f"no training file at {want}"):  # as a source of a transfer: before training
+        tr.transfer("mrpc", ["rte"], "scalearn", TINY, data_dir=tmp_path, out=tmp_path / "run", progress=False)
+
+
+# ---------------------------------------------- bad labels and malformed rows: named by file and line
+def test_a_bad_label_names_file_line_and_expected_values(data_dir, tmp_path):
+    folder = glue_folder(tmp_path, data_dir, "RTE", lines=6)
+    lines = (folder / "train.tsv").read_text().split("\n")
+    parts = lines[2].split("\t")
+    lines[2] = "\t".join(parts[:-1] + ["maybe"])
+    (folder / "train.tsv").write_text("\n".join(lines))
+    path = re.escape(str(folder / "train.tsv"))
+    with pytest.raises(ValueError, match=f"{path}, line 3: label 'maybe' is not one of entailment / not_entailment "
+                                         r"\(or their ids 0..1\) \(task rte\)"):
+        data.load_raw("rte", tmp_path, source="local")
+    sst = glue_folder(tmp_path, data_dir, "SST-2", lines=5)
+    text = (sst / "train.tsv").read_text().split("\n")
+    text[3] = text[3].rsplit("\t", 1)[0] + "\t7"
+    (sst / "train.tsv").write_text("\n".join(text))
+    with pytest.raises(ValueError, match=r"SST-2/train.tsv, line 4: label '7' is not one of negative / positive"):
+        data.load_raw("sst2", tmp_path, source="local")
+
+
+def test_a_label_out_of_range_via_the_api_names_the_row():
+    rows = [{"sentence": "fine", "label": 1, "idx": 0}, {"sentence": "odd", "label": 7, "idx": 1}]
+    with pytest.raises(ValueError, match=r"task 'sst2', row 1: label 7 is not one of negative / positive"):
+        data.to_dataset("sst2", data.process_rows("sst2", rows))
+    with pytest.raises(ValueError, match="row 0: label nan is not one of a number"):
+        data.process_rows("stsb", [{"sentence1": "a", "sentence2": "b", "label": float("nan"), "idx": 0}])
+
+
+def test_malformed_rows_are_refused_by_line(data_dir, tmp_path):
+    folder = glue_folder(tmp_path, data_dir, "RTE", lines=8)
+    lines = (folder / "train.tsv").read_text().split("\n")
+    lines[3] = lines[3].rsplit("\t", 1)[0]  # a row that lost its label column
+    lines[5] = lines[5] + "\textra"
+    (folder / "train.tsv").write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=r"train.tsv: line\(s\) 4, 6 do not have the 4 tab-separated fields"):
+        data.load_raw("rte", tmp_path, source="local")
+
+
+def test_superglue_bad_label_and_missing_field_name_the_line(data_dir, tmp_path):
+    folder = tmp_path / "superglue" / "CB"
+    folder.mkdir(parents=True)
+    rows = [json.loads(l) for l in (data_dir / "superglue" / "CB" / "val.jsonl").read_text().splitlines()[:3]]
+    shutil.copy(data_dir / "superglue" / "CB" / "train.jsonl", folder / "train.jsonl")
+    rows[1]["label"] = "maybe"
+    (folder / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match=r"val.jsonl, line 2: label 'maybe' is not one of entailment / "
+                                         r"contradiction / neutral"):
+        data.load_raw("cb", tmp_path, source="local")
+    del rows[1]["premise"]
+    (folder / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match=r"val.jsonl, line 2: missing field\(s\) \['premise'\]"):
+        data.load_raw("cb", tmp_path, source="local")
+
+
+def test_a_humset_folder_with_a_missing_column_names_file_and_line(tmp_path):
+    fixture = Path(__file__).resolve().parent / "fixtures" / "humset"
+    rows = [json.loads(l) for l in (fixture / "train.jsonl").read_text("utf-8").splitlines()]
+    del rows[3]["sectors"]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", "utf-8")
+    shutil.copy(fixture / "test.jsonl", tmp_path / "test.jsonl")
+    with pytest.raises(ValueError, match=r"train.jsonl, line 4: missing HumSet column\(s\) \['sectors'\]"):
+        data.load_splits("sectors", tmp_path)
+    with open(tmp_path / "train.csv", "w", encoding="utf-8") as fh:
+        fh.write("entry_id,excerpt,sectors\n1,flooding,\"['Health']\"\n2,no label column\n")
+    (tmp_path / "train.jsonl").unlink()
+    with pytest.raises(ValueError, match=r"train.csv, line 3: 3 columns in the header"):
+        data.load_splits("sectors", tmp_path)

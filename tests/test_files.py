@@ -1,12 +1,26 @@
-"""Atomic artefact writing: complete or absent, never half-written; normal permissions."""
+"""Atomic artefact writing: complete or absent, never half-written; normal permissions; a folder scalearn_lite did not
+write is never replaced; a second writer of a folder waits for the first (the folder lock), then reuses its work."""
+import importlib
 import json
 import os
+import re
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from scalearn_lite.config import get_preset
 from scalearn_lite.files import (MANIFEST, DiskFullError, atomic_dir, check_writable, damage, foreign_entries, read_json,
                               write_json)
+from standins import no_training
+
+sources = importlib.import_module("scalearn_lite.sources")
+tr = importlib.import_module("scalearn_lite.transfer")
+TINY = get_preset("tiny")
+# A run of a few steps: the point of these tests is what happens around training, not what it learns.
+SHORT = get_preset("tiny").with_(max_train=32, max_validation=16, max_test=16, transfer_epochs=1)
 
 
 def test_atomic_dir_replaces_or_leaves_nothing(tmp_path):
@@ -178,3 +192,92 @@ def test_the_cli_says_disk_full_in_one_line_with_exit_2(monkeypatch, capsys, tmp
         assert cli.main(["tasks"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "no space left on the device" in err and named in err, err
+
+
+# ----------------------------------------------- a killed or failed writer leaves no temporary folder
+def test_stale_temp_folders_of_a_killed_writer_are_removed(tmp_path):
+    final = tmp_path / "seed0"
+    (tmp_path / ".seed0.tmp-abc123").mkdir()  # what kill -9 in the save window leaves
+    (tmp_path / ".seed0.old-4242").mkdir()
+    (tmp_path / ".seed01.tmp-abc123").mkdir()  # another folder's: kept
+    with atomic_dir(final) as tmp:
+        write_json(tmp / "metrics.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".seed01.tmp-abc123", "seed0"]
+
+
+def test_a_failed_replace_restores_the_old_folder_and_leaves_no_temp(tmp_path, monkeypatch):
+    final = tmp_path / "out"
+    with atomic_dir(final) as tmp:
+        write_json(tmp / "metrics.json", {"run": 1})
+    real = os.replace
+
+    def flaky(src, dst):
+        if Path(src).name.startswith(".out.tmp-"):  # the swap of the finished temp folder into place
+            raise PermissionError("rename refused")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(PermissionError):
+        with atomic_dir(final) as tmp:
+            write_json(tmp / "metrics.json", {"run": 2})
+    monkeypatch.undo()
+    assert json.loads((final / "metrics.json").read_text()) == {"run": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# --------------------------------------------------------------- --out is checked before any training
+def test_an_unwritable_out_fails_before_training(data_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    no_training(monkeypatch)
+    with pytest.raises(NotADirectoryError, match=f"cannot write run folder .*{re.escape(str(blocker))} is a file"):
+        tr.transfer("mrpc", [], "head_only", TINY, data_dir=data_dir, out=blocker / "run", progress=False)
+    with pytest.raises(FileExistsError, match="a file of that name exists"):
+        sources.train_source("rte", TINY, data_dir=data_dir, seed=9, out=blocker, progress=False)
+
+
+# ------------------------------------------- two writers of one folder: the second waits, then reuses
+_HOLDER = """
+import shutil, sys, time, types
+package = types.ModuleType("scalearn_lite")  # the package's files.py alone, not its __init__: no torch to import
+package.__path__ = [sys.argv[1]]
+sys.modules["scalearn_lite"] = package
+import scalearn_lite.files as files
+with files.folder_lock(sys.argv[3], sys.argv[4]):
+    print("locked", flush=True)
+    time.sleep(1.5)  # still training, as far as the other process can tell
+    with files.atomic_dir(sys.argv[3]) as tmp:
+        shutil.copytree(sys.argv[2], tmp, dirs_exist_ok=True)
+"""
+
+
+def test_a_second_writer_of_a_run_folder_waits_for_the_first_then_reuses_its_run(data_dir, tmp_path, monkeypatch,
+                                                                                  capsys):
+    kw = dict(data_dir=data_dir, progress=False)
+    done = tr.transfer("mrpc", [], "head_only", SHORT, out=tmp_path / "done", **kw)
+    package_dir = Path(tr.__file__).parent
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(package_dir), str(done.path), str(tmp_path / "run"),
+                               "run folder"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    no_training(monkeypatch)  # the second writer must not train: it waits, then finds the finished run
+    res = tr.transfer("mrpc", [], "head_only", SHORT, out=tmp_path / "run", **kw)
+    assert holder.wait(timeout=60) == 0, holder.stderr.read()
+    assert res.reused and res.metrics == done.metrics
+    assert f"waiting: another process (pid {holder.pid}) is writing the run folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done", "run"]  # no lock file or temp folder left
+
+
+def test_a_second_trainer_of_an_adapter_waits_for_the_first_then_reuses_it(data_dir, tmp_path, monkeypatch, capsys,
+                                                                           rte_adapter):
+    """Two processes asking for the same stage-1 adapter (the demo's workers, two notebooks) train it once."""
+    package_dir = Path(tr.__file__).parent
+    folder = tmp_path / "rte" / "seed0"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(package_dir), str(rte_adapter), str(folder),
+                               "adapter folder"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    no_training(monkeypatch)  # the second trainer must not train: it waits, then finds the adapter
+    res = sources.train_source("rte", TINY, data_dir=data_dir, seed=0, out=folder, progress=False)
+    assert holder.wait(timeout=60) == 0, holder.stderr.read()
+    assert res.cached and res.metrics == sources.train_source("rte", TINY, data_dir=data_dir, seed=0).metrics
+    assert f"waiting: another process (pid {holder.pid}) is writing the adapter folder" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["seed0"]  # no lock file or temp folder left

@@ -14,14 +14,16 @@ from scalearn_lite import cli
 from scalearn_lite import data as data_mod
 from scalearn_lite import methods as methods_mod
 from scalearn_lite import runs as runs_mod
-from scalearn_lite.config import get_preset
+from scalearn_lite.config import PRESETS, get_preset
 from scalearn_lite.data import load_task_data
 from scalearn_lite.encoding import encode
 from scalearn_lite.files import MANIFEST
 from scalearn_lite.runs import load_run
 from scalearn_lite.sources import SOURCE_META, file_record, read_weights, source_fingerprint, train_source
 from scalearn_lite.train import predict
+from standins import copy_adapter
 
+sources = importlib.import_module("scalearn_lite.sources")
 tr = importlib.import_module("scalearn_lite.transfer")
 # a run of a few steps: what matters here is the folder, not what it learns
 SHORT = get_preset("tiny").with_(max_train=32, max_validation=16, max_test=16, transfer_epochs=1)
@@ -177,3 +179,44 @@ def test_a_run_folder_needs_no_pickle_and_an_old_format_folder_still_loads(data_
     torch.save(read_weights(res.path / "head" / "model_head.safetensors"), old / "head" / "pytorch_model_head.bin")
     net2, tok2, task2, _ = runs_mod.load_run(old)
     assert (_logits(net2, tok2, task2, data_dir) == new).all()  # identical logits from either format
+
+
+# ----------------------------------------- a finished run is reused only with the same source weights
+def test_a_finished_run_is_reused_only_while_its_sources_keep_their_weights(data_dir, tmp_path, rte_adapter):
+    src = copy_adapter(rte_adapter, tmp_path / "src")
+    kw = dict(data_dir=data_dir, include_target=False, out=tmp_path / "run", progress=False)
+    first = tr.transfer("mrpc", [str(src)], "average", SHORT, **kw)
+    assert not first.reused
+    config = json.loads((first.path / "config.json").read_text())
+    assert config["source_fingerprints"] == [sources.weights_fingerprint(src)]
+    again = tr.transfer("mrpc", [str(src)], "average", SHORT, **kw)
+    assert again.reused and again.metrics == first.metrics
+    weights = sources.read_weights(src / "adapter.safetensors")
+    save_file({k: v * 2 for k, v in weights.items()}, str(src / "adapter.safetensors"))  # same path, other weights
+    with pytest.raises(ValueError, match="source 'rte' .* had other weights .*--force"):
+        tr.transfer("mrpc", [str(src)], "average", SHORT, **kw)
+
+
+# ---------------------------------------------------- run folder names: one per source set and preset
+def test_the_default_run_folder_depends_on_the_sources(tmp_path):
+    def folder(srcs):
+        spec, names_in = tr._prepare("mrpc", srcs, "scalearn", get_preset("tiny"), 0, None, True, None)
+        return runs_mod.run_dir(spec, refs=names_in)
+
+    a, b = folder(["rte"]), folder(["rte", "sst2"])
+    assert a != b and a.parent.parent == b.parent.parent and a.name == b.name == "seed0"
+    assert a.parent.name.startswith("rte+mrpc-") and folder(["rte"]) == a
+
+
+def test_two_presets_in_one_output_folder_get_two_run_folders():
+    # `make demo` (demo preset) and `scalearn-lite demo --preset cpu` both default to runs/demo: neither may find the
+    # other's finished run in its folder and refuse it as "other settings"
+    def folder(preset, method="scalearn"):
+        spec, names_in = tr._prepare("mrpc", ["rte", "sst2"], method, preset, 0, None, True, None)
+        return runs_mod.run_dir(spec, root="runs/demo", refs=names_in)
+
+    cpu, demo = PRESETS["cpu"], PRESETS["demo"]
+    assert folder(cpu) != folder(demo) and folder(cpu).parent.parent == folder(demo).parent.parent
+    assert folder(demo) == folder(demo.with_(transfer_lr=1.0))  # same name: check_same_run compares the fields
+    no_sources = folder(cpu, "head_only")
+    assert no_sources.parent.name.startswith("none-") and no_sources != folder(demo, "head_only")

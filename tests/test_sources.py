@@ -1,18 +1,25 @@
-"""Stage 1 on real data: only adapter + head train, it learns, its folder reloads in plain adapters, cache reuse."""
+"""Stage 1 on real data: only adapter + head train, it learns, its folder reloads in plain adapters, cache reuse (keyed
+by the data), sources checked before any training, the names and order of sources."""
+import importlib
 import json
 import re
 
 import pytest
 import torch
 
+from scalearn_lite import data
 from scalearn_lite.config import get_preset
 from scalearn_lite.encoding import encode
 from scalearn_lite.models import load_base
 from scalearn_lite.sources import check_adapter_folder, fit_source, source_dir, source_weights, train_source
 from scalearn_lite.data import load_task_data
 from scalearn_lite.tasks import get_task
+from scalearn_lite.files import write_json
 from scalearn_lite.train import predict
+from standins import Trained, copy_adapter, glue_folder, no_training
 
+sources = importlib.import_module("scalearn_lite.sources")
+tr = importlib.import_module("scalearn_lite.transfer")
 TINY = get_preset("tiny")
 
 
@@ -215,3 +222,85 @@ def test_training_on_a_modified_data_copy_leaves_the_original_adapter_alone(data
     again = train_source("rte", preset, data_dir=data_dir, progress=False)
     assert again.cached and again.path == first.path  # the original command reuses its adapter, nothing retrained
     assert (first.path / "adapter.safetensors").read_bytes() == before
+
+
+# ------------------------------------------------------ the stage-1 cache key holds the data identity
+def test_the_stage1_cache_key_holds_the_data_identity(data_dir, tmp_path, monkeypatch, rte_adapter):
+    same = tmp_path / "same"
+    glue_folder(same, data_dir, "RTE")
+    assert data.data_identity("rte", same) == data.data_identity("rte", data_dir)  # content, not place
+    assert sources.train_source("rte", TINY, data_dir=same, progress=False).cached
+    other = tmp_path / "other"
+    glue_folder(other, data_dir, "RTE", lines=400)  # another training set under the same folder layout
+    fingerprint = data.data_identity("rte", other)
+    assert fingerprint["local"]["train"]["bytes"] < data.data_identity("rte", data_dir)["local"]["train"]["bytes"]
+    no_training(monkeypatch)
+    with pytest.raises(Trained):  # not served the adapter of other data
+        sources.train_source("rte", TINY, data_dir=other, progress=False)
+    saved = json.loads((rte_adapter / sources.SOURCE_META).read_text())["settings"]["data"]
+    assert saved["local"]["train"]["sha256"] == data.data_identity("rte", data_dir)["local"]["train"]["sha256"]
+
+
+# ---------------------------------------------------------------- sources checked before any training
+def test_a_source_of_another_base_model_is_refused_before_any_training(data_dir, tmp_path, monkeypatch, rte_adapter):
+    wide = copy_adapter(rte_adapter, tmp_path / "wide")
+    cfg = json.loads((wide / "adapter_config.json").read_text())
+    cfg["hidden_size"] = 768
+    (wide / "adapter_config.json").write_text(json.dumps(cfg))
+    (wide / sources.SOURCE_META).unlink()  # a foreign folder: no metadata of ours
+    no_training(monkeypatch)
+    # 48 target rows: the target's own adapter is not cached, so it would train before the sources are looked at
+    with pytest.raises(ValueError, match="hidden size 768 but the base model has 384"):
+        tr.transfer("mrpc", ["rte", str(wide)], "scalearn", TINY.with_(max_train=48), data_dir=data_dir,
+                    out=tmp_path / "run", progress=False)
+
+
+def test_source_checks_cover_layer_count_and_missing_data(data_dir, tmp_path, rte_adapter):
+    foreign = copy_adapter(rte_adapter, tmp_path / "two_layers")
+    (foreign / sources.SOURCE_META).unlink()
+    with pytest.raises(ValueError, match=r"adapter weights for 2 layer\(s\) but the base model has 1"):
+        sources.check_sources([str(foreign)], TINY.with_(num_layers=1))
+    sources.check_sources([str(foreign), "rte"], TINY, data_dir)  # fits: no error
+    glue_folder(tmp_path / "d", data_dir, "RTE", files=("dev.tsv",))
+    with pytest.raises(ValueError, match="'rte' has no training file"):
+        sources.check_sources([str(foreign), "rte"], TINY, tmp_path / "d")
+
+
+# -------------------------------------------------------------- a corrupt cached adapter is retrained
+def test_a_corrupt_cached_adapter_is_retrained_not_reported(tmp_path, monkeypatch, rte_adapter, data_dir):
+    folder = copy_adapter(rte_adapter, tmp_path / "rte")
+    assert sources.train_source("rte", TINY, data_dir=data_dir, out=folder, progress=False).cached
+    weights = folder / "adapter.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    from scalearn_lite.models import load_base
+
+    model, _ = load_base(TINY.model, TINY.num_layers)
+    with pytest.raises(ValueError, match="corrupt.*adapter.safetensors does not match the sha256.*--force"):
+        sources.check_adapter_folder(folder, model, "rte")
+    no_training(monkeypatch)
+    with pytest.warns(UserWarning, match=f"cached adapter {re.escape(str(folder))} is corrupt"):
+        with pytest.raises(Trained):
+            sources.train_source("rte", TINY, data_dir=data_dir, out=folder, progress=False)
+
+
+# ---------------------------------------------------------- names of folder sources, --exclude-target
+def test_folder_sources_are_named_by_their_task_and_made_unique(tmp_path):
+    def ours(path, task, k=None):
+        path.mkdir(parents=True)
+        write_json(path / sources.SOURCE_META, {"settings": {"task": task, "k_shot": k}})
+        return str(path)
+
+    a = ours(tmp_path / "a" / "rte" / "seed0", "rte")
+    b = ours(tmp_path / "b" / "rte" / "seed1", "rte")
+    c = ours(tmp_path / "c" / "cb-k16" / "seed0", "cb", 16)
+    foreign = tmp_path / "hub_download" / "seed0"
+    foreign.mkdir(parents=True)
+    write_json(foreign / "adapter_config.json", {"name": "sst-2"})
+    spec, _ = tr._prepare("mrpc", [a, b, c, str(foreign)], "scalearn", TINY, 0, None, True, None)
+    assert spec.sources == ["rte", "rte_2", "cb-k16", "sst-2", "mrpc"]
+
+
+def test_exclude_target_with_only_the_target_as_source_says_so():
+    with pytest.raises(ValueError, match="the only source given, 'rte', is the target 'rte' itself, which "
+                                         "--exclude-target"):
+        sources.order_sources(get_task("rte"), ["rte"], include_target=False)

@@ -17,11 +17,14 @@ from scalearn_lite.encoding import encode_splits
 from scalearn_lite.data import load_task_data
 from scalearn_lite.tasks import get_task
 from scalearn_lite.train import FitConfig, fit, predict
+from standins import copy_adapter, glue_folder
 
 tr = importlib.import_module("scalearn_lite.transfer")  # the module (the package exports the function `transfer`)
 from scalearn_lite import methods as methods_mod
 from scalearn_lite import runs as runs_mod
 TINY = get_preset("tiny").with_(max_train=128, transfer_epochs=1)
+# A run of a few steps: the point of these tests is what happens around training, not what it learns.
+SHORT = get_preset("tiny").with_(max_train=32, max_validation=16, max_test=16, transfer_epochs=1)
 D, LAYERS = 384, 2  # the tiny preset's base: all-MiniLM-L6-v2 cut to 2 layers
 
 
@@ -281,3 +284,26 @@ def test_the_python_api_refuses_bad_numbers_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="seeds must be >= 1"):
         demo(TINY, seeds=0, out=tmp_path / "c", progress=False)
     assert not any(tmp_path.iterdir())
+
+
+# --------------------------------------- a diverging loss; paths with spaces and non-ASCII characters
+def test_a_diverging_loss_stops_with_a_clear_message_and_saves_nothing(data_dir, tmp_path):
+    from scalearn_lite.train import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match=r"head_only → mrpc: the (training|validation) loss became (nan|inf)"
+                                               r".*lower the learning rate"):
+        tr.transfer("mrpc", [], "head_only", SHORT.with_(transfer_lr=1e37), data_dir=data_dir, out=tmp_path / "run",
+                    progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paths_with_spaces_and_non_ascii_characters(data_dir, tmp_path, rte_adapter):
+    root = tmp_path / "dätä dir"
+    glue_folder(root, data_dir, "MRPC")
+    src = copy_adapter(rte_adapter, tmp_path / "mes adaptateurs é" / "rte 0")
+    res = tr.transfer("mrpc", [str(src)], "average", SHORT, data_dir=root, include_target=False,
+                      out=tmp_path / "rün ö" / "run 1", progress=False)
+    assert (res.path / "metrics.json").is_file() and res.metrics["sources"] == ["rte"]
+    net, *_ = runs_mod.load_run(res.path)  # reloads from the same paths
+    with pytest.raises(FileNotFoundError, match="adapter folder .*my adäpters/rte does not exist"):
+        tr.transfer("mrpc", ["my adäpters/rte"], "scalearn", SHORT, data_dir=root, out=tmp_path / "x", progress=False)
