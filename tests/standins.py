@@ -1,13 +1,17 @@
-"""Stand-ins for full mode's downloads, built offline in a test: a tiny random RoBERTa saved as a model folder (with a
-byte-level BPE tokenizer trained on GLUE sentences) in place of roberta-base (notebook.ENV_FULL_MODEL), and AdapterHub
-"pf" adapter folders in the hub's own layout (adapter_config.json, pytorch_adapter.bin, head_config.json,
-pytorch_model_head.bin) under <mirror>/AdapterHub/roberta-base-pf-<task> (hub.ENV_MIRROR). And a stand-in for a GPU
-in placement tests: the "meta" device (inputs_seen_by). And stand-ins for a user's folders in bad-input tests: a GLUE
-folder with copies of the real files (glue_folder), a copy of an adapter folder (copy_adapter), and training stubbed
-out (no_training) to show an error comes before any training."""
+"""Stand-ins a test builds offline:
+* full mode's downloads: a tiny random RoBERTa saved as a model folder (with a byte-level BPE tokenizer trained on GLUE
+  sentences) in place of roberta-base (notebook.ENV_FULL_MODEL), and AdapterHub "pf" adapter folders in the hub's own
+  layout (adapter_config.json, pytorch_adapter.bin, head_config.json, pytorch_model_head.bin) under
+  <mirror>/AdapterHub/roberta-base-pf-<task> (hub.ENV_MIRROR);
+* a GPU in placement tests: the "meta" device (inputs_seen_by);
+* a user's folders in bad-input tests: a GLUE folder with copies of the real files (glue_folder), a copy of an adapter
+  folder (copy_adapter), and training stubbed out (no_training) to show that an error comes before any training;
+* the command line in a new process (cli)."""
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -164,3 +168,9 @@ def glue_folder(root: Path, data_dir: Path, task_dir: str, files=("train.tsv", "
             text = "\n".join(text.split("\n")[:lines]) + "\n"
         (folder / name).write_text(text, encoding="utf-8")
     return folder
+
+
+# ------------------------------------------------------------------ the command line in a new process
+def cli(*args, env=None):
+    """`python -m scalearn_lite <args>` in a new process: its CompletedProcess (returncode, stdout, stderr as text)."""
+    return subprocess.run([sys.executable, "-m", "scalearn_lite", *args], capture_output=True, text=True, env=env)

