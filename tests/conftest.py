@@ -1,5 +1,6 @@
 """Shared fixtures: offline, CPU, a private cache for everything the tests train."""
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """The figures a test drew are closed after it (where pyplot was imported at all: no test loads it for this)."""
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close("all")
 
 
 @pytest.fixture(scope="session")

@@ -174,3 +174,12 @@ def glue_folder(root: Path, data_dir: Path, task_dir: str, files=("train.tsv", "
 def cli(*args, env=None):
     """`python -m scalearn_lite <args>` in a new process: its CompletedProcess (returncode, stdout, stderr as text)."""
     return subprocess.run([sys.executable, "-m", "scalearn_lite", *args], capture_output=True, text=True, env=env)
+
+
+def labels_of(data_dir, task):
+    """The test labels of a task under the tiny preset (what a constant predictor is scored on)."""
+    from scalearn_lite.config import get_preset
+    from scalearn_lite.data import load_task_data
+    from scalearn_lite.tasks import get_task
+
+    return [r["label"] for r in load_task_data(get_task(task), get_preset("tiny"), data_dir)["test"]]

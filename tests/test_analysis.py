@@ -6,7 +6,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -15,12 +14,6 @@ from conftest import tiny_config
 from omega_runs import SOURCES, random_scalearn_model, write_run
 from scalearn_lite import analysis, viz
 from scalearn_lite.models import from_config
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def test_omega_frame_and_spread_read_the_run_folder(tmp_path):

@@ -18,6 +18,7 @@ from scalearn_lite import analysis, probing
 from scalearn_lite import device as device_mod
 from scalearn_lite import runs as runs_mod
 from scalearn_lite import train as train_mod
+from scalearn_lite.config import Preset
 from scalearn_lite.device import model_device, precision_for, to_device
 from scalearn_lite.models import from_config
 from scalearn_lite.tasks import get_task
@@ -232,3 +233,5 @@ def test_cpu_precision_auto_follows_the_hardware(monkeypatch):
     assert device_mod.resolve_cpu_precision("bf16") == "bf16" and device_mod.resolve_cpu_precision("fp32") == "fp32"
     with pytest.raises(ValueError, match="cpu_precision must be one of"):
         train_mod.FitConfig(lr=1.0, epochs=1, cpu_precision="half")
+    with pytest.raises(ValueError, match="cpu_precision must be one of"):
+        Preset(name="x", cpu_precision="fp16")

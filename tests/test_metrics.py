@@ -8,6 +8,7 @@ from sklearn import metrics as skm
 
 from scalearn_lite import metrics as M
 from scalearn_lite.tasks import TASKS
+from scalearn_lite.metrics import decide_problem as decide
 
 Y = np.array([0, 1, 1, 0, 1, 1, 0, 0, 1, 1])
 P = np.array([0, 1, 0, 0, 1, 1, 1, 0, 1, 0])
@@ -168,3 +169,11 @@ def test_a_loss_far_above_the_constant_predictors_is_warned_and_recorded():
     with pytest.warns(UserWarning, match="WARNING run: the best validation loss 5.545e\\+04 is 80,000.0x"):
         bad = loss_check("rte", rows, [{"validation_loss": 8e4 * np.log(2)}], "run")
     assert bad["loss_vs_constant"] > LOSS_WARN_RATIO and "training failed" in bad["loss_warning"]
+
+
+def test_decide_per_problem_type():
+    logits = np.array([[0.1, 2.0], [3.0, -1.0]])
+    assert decide("classification", logits).tolist() == [1, 0]
+    assert decide("regression", np.array([[0.5], [4.2]])).tolist() == [0.5, 4.2]
+    assert decide("multi_label", np.array([[0.3, -0.1]])).tolist() == [[1, 0]]
+    np.testing.assert_allclose(decide("record", logits), [1 / (1 + np.exp(-1.9)), 1 / (1 + np.exp(4.0))])

@@ -1,5 +1,6 @@
 """Base models: every config is checked before transformers sees it (CVE-2026-4372), hub ids outside the ones we
-name need an opt-in, and the attention kernel is always passed explicitly."""
+name need an opt-in, the attention kernel is always passed explicitly (eager and SDPA compute the same layer), and
+eval outputs are computed once per batch."""
 import json
 import os
 import socket
@@ -7,9 +8,11 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
+import torch
 
 from scalearn_lite import cli, hub, models
-from scalearn_lite.models import UntrustedConfigError, check_model, embedded_model_path, load_config
+from scalearn_lite.config import Preset, get_preset
+from scalearn_lite.models import UntrustedConfigError, check_model, embedded_model_path, load_base, load_config
 
 EVIL = "attacker/evil-kernels"
 
@@ -136,3 +139,53 @@ def test_an_adapter_folder_with_a_crafted_config_is_refused(tmp_path, no_network
 
     with pytest.raises(UntrustedConfigError, match="head_config.json"):
         check_untrusted("embedded", [str(folder)])
+
+
+def test_reuse_eval_outputs_computes_each_eval_batch_once_and_never_in_training():
+    from scalearn_lite.models import encoder_layers, reuse_eval_outputs
+
+    tiny = get_preset("tiny")
+    net, tok = load_base(tiny.model, tiny.num_layers)
+    computed = []
+    encoder_layers(net)[0].register_forward_hook(lambda *a: computed.append(1))
+    batch = tok(["a short one", "a somewhat longer sentence"], padding=True, return_tensors="pt")
+    other = tok(["something else entirely"], return_tensors="pt")
+    with reuse_eval_outputs(net.base_model) as counts:
+        net.eval()
+        with torch.no_grad():
+            first = net.base_model(**batch).last_hidden_state
+            again = net.base_model(**batch).last_hidden_state
+            net.base_model(**other)
+        assert again is first and len(computed) == 2  # the same inputs: computed once; other inputs: computed
+        assert counts == {"computed": 2, "reused": 1}
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+            net.base_model(**batch)  # another precision is another computation
+        assert len(computed) == 3
+        net.train()
+        net.base_model(**batch), net.base_model(**batch)
+        assert len(computed) == 5  # training mode (dropout) always computes
+    net.eval()
+    assert "forward" not in vars(net.base_model)  # the class's forward is back
+    with torch.no_grad():
+        torch.testing.assert_close(net.base_model(**batch).last_hidden_state, first, rtol=0, atol=0)
+    assert len(computed) == 6
+
+
+def test_eager_and_sdpa_attention_compute_the_same_layer_and_auto_is_eager_on_cpu(monkeypatch):
+    """The attention kernel is a speed choice only: in eval mode both give the same logits (embedded model, 1 layer)."""
+    from scalearn_lite.models import attention_used, load_base
+
+    eager, tok = load_base("embedded", 1, attention="eager")
+    sdpa, _ = load_base("embedded", 1, attention="sdpa")
+    assert eager.config._attn_implementation == "eager" and sdpa.config._attn_implementation == "sdpa"
+    batch = tok(["a short one", "a somewhat longer sentence than the first"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        a = eager.eval().base_model(**batch).last_hidden_state
+        b = sdpa.eval().base_model(**batch).last_hidden_state
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert attention_used("auto") == "eager" and attention_used("sdpa") == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert attention_used("auto") == "sdpa"
+    with pytest.raises(ValueError, match="attention must be one of"):
+        Preset(name="x", attention="flash")

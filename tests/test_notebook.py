@@ -11,6 +11,7 @@ import pytest
 from scalearn_lite import notebook
 from scalearn_lite import data as data_mod
 from scalearn_lite.config import get_preset
+from standins import labels_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,3 +123,30 @@ def test_scalearn_home_wins_and_nothing_changes_off_colab(monkeypatch, tmp_path)
     assert notebook.work_dir() is None and notebook.runs_root().parts[-2:] == ("runs", "notebooks")
     monkeypatch.setenv(notebook.ENV_HOME, str(tmp_path / "home"))
     assert notebook.work_dir() == tmp_path / "home" and notebook.runs_root() == tmp_path / "home" / "runs"
+
+
+def test_notebook_best_constant_is_the_tables_floor(data_dir):
+    """Notebook 03 prints the same floor as the tables: the majority class on the runs' test rows."""
+    from scalearn_lite import notebook
+
+    labels = labels_of(data_dir, "rte")
+    assert notebook.best_constant("rte", "tiny", data_dir) == pytest.approx(100 * max(map(labels.count, (0, 1))) / len(labels))
+    assert notebook.best_constant("stsb", "tiny", data_dir) is None
+
+
+def test_notebook_source_table_lists_the_adapters_a_transfer_loads(data_dir, monkeypatch):
+    """With a target, the table's last row is the target's own adapter on the target budget (the folder stage 1 of a
+    transfer resolves it to), not the zoo adapter of the same task; the other rows are zoo sources."""
+    from scalearn_lite import notebook
+    from scalearn_lite.sources import source_dir
+
+    monkeypatch.setenv("SCALEARN_DATA_DIR", str(data_dir))
+    tiny = get_preset("tiny").with_(source_max_train=96, max_train=64, source_epochs=1, target_epochs=1)
+    table = notebook.train_sources(["mrpc", "rte"], tiny, target="mrpc")
+    assert list(table.index) == ["rte", "mrpc"] and list(table.role) == ["source", "own (target rows)"]
+    assert table.loc["mrpc", "adapter"] == str(source_dir("mrpc", tiny, 0, None, role="target", data_dir=data_dir))
+    assert table.loc["rte", "adapter"] == str(source_dir("rte", tiny, 0, data_dir=data_dir))
+    assert list(table["train rows"]) == [96, 64]
+    zoo_only = notebook.train_sources(["mrpc"], tiny)
+    zoo_mrpc = str(source_dir("mrpc", tiny, 0, data_dir=data_dir))
+    assert zoo_only.loc["mrpc", "adapter"] == zoo_mrpc != table.loc["mrpc", "adapter"]

@@ -8,12 +8,9 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from scalearn_lite.encoding import LengthGroupedSampler
 from scalearn_lite.models import from_config
 from scalearn_lite.tasks import get_task
 from scalearn_lite import train as train_mod
-from scalearn_lite.config import Preset
-from scalearn_lite.metrics import decide_problem as decide
 from scalearn_lite.train import FitConfig, fit, predict
 
 
@@ -32,17 +29,6 @@ def model():
     m = from_config(tiny_config("bert"))
     m.add_classification_head("h", num_labels=2)
     return m
-
-
-def test_length_grouped_batches_cover_every_row_once_per_epoch():
-    lengths = list(np.random.default_rng(0).integers(1, 100, 203))
-    sampler = LengthGroupedSampler(lengths, batch_size=8, seed=0, window=4)
-    epoch1, epoch2 = list(sampler), list(sampler)
-    assert len(epoch1) == len(sampler) == 26
-    assert sorted(i for b in epoch1 for i in b) == list(range(203))
-    assert epoch1 != epoch2  # reshuffled each epoch
-    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch1])
-    assert spread < 30  # random batches of 8 from U(1, 100) would spread ~75
 
 
 def test_predict_returns_logits_in_input_order():
@@ -65,14 +51,6 @@ def test_fit_restores_the_best_epoch():
     assert res.best_epoch == best["epoch"]
     _, loss = predict(m, task, f[:16], Tok(), head="h")
     assert abs(loss - best["validation_loss"]) < 1e-5
-
-
-def test_decide_per_problem_type():
-    logits = np.array([[0.1, 2.0], [3.0, -1.0]])
-    assert decide("classification", logits).tolist() == [1, 0]
-    assert decide("regression", np.array([[0.5], [4.2]])).tolist() == [0.5, 4.2]
-    assert decide("multi_label", np.array([[0.3, -0.1]])).tolist() == [[1, 0]]
-    np.testing.assert_allclose(decide("record", logits), [1 / (1 + np.exp(-1.9)), 1 / (1 + np.exp(4.0))])
 
 
 def test_cpu_bf16_predicts_in_bf16_and_close_to_fp32():
@@ -112,10 +90,6 @@ def test_cpu_bf16_casts_frozen_linears_once_with_bit_identical_results(monkeypat
     assert history == history_ref
     assert all(torch.equal(trained[k], trained_ref[k]) for k in trained)
     np.testing.assert_array_equal(logits, logits_ref)
-
-
-with pytest.raises(ValueError, match="cpu_precision must be one of"):
-        Preset(name="x", cpu_precision="fp16")
 
 
 def test_a_step_budget_overrides_epochs_as_in_the_few_shot_protocol():
@@ -189,26 +163,6 @@ def test_fusion_regulariser_gives_the_same_updates_as_adapters_trainer_order():
     names = [n for n, p in ours.named_parameters() if p.requires_grad]
     for n, a, b in zip(names, snapshots[-1], params2):
         assert torch.allclose(a, b, atol=1e-6), n
-
-
-def test_eager_and_sdpa_attention_compute_the_same_layer_and_auto_is_eager_on_cpu(monkeypatch):
-    """The attention kernel is a speed choice only: in eval mode both give the same logits (embedded model, 1 layer)."""
-    from scalearn_lite.models import attention_used, load_base
-
-    eager, tok = load_base("embedded", 1, attention="eager")
-    sdpa, _ = load_base("embedded", 1, attention="sdpa")
-    assert eager.config._attn_implementation == "eager" and sdpa.config._attn_implementation == "sdpa"
-    batch = tok(["a short one", "a somewhat longer sentence than the first"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        a = eager.eval().base_model(**batch).last_hidden_state
-        b = sdpa.eval().base_model(**batch).last_hidden_state
-    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert attention_used("auto") == "eager" and attention_used("sdpa") == "sdpa"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert attention_used("auto") == "sdpa"
-    with pytest.raises(ValueError, match="attention must be one of"):
-        Preset(name="x", attention="flash")
 
 
 def test_param_groups_train_each_group_at_its_own_rate():

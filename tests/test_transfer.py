@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from conftest import paper_transfer_params
-from scalearn_lite.cli import main
 from scalearn_lite.config import VARIANTS, get_preset
 from scalearn_lite.models import load_base
 from scalearn_lite.params import count_parameters, synthetic_config
@@ -130,39 +129,6 @@ def test_only_omega_and_head_change_base_and_sources_bit_identical(data_dir):
     assert any(k.startswith("scalearn.banks.") for k in before)  # the source banks were compared too
 
 
-def test_adaptersoup_ranks_sources_by_sentence_similarity_and_weights_sum_to_one():
-    from scalearn_lite import baselines
-
-    target = ["the movie was wonderful", "a dull and boring film"]
-    ranking = baselines.rank_by_similarity(target, {
-        "numbers": ["3 + 4 = 7", "12 * 12 = 144"], "same": list(target), "films": ["a great film", "bad acting"]})
-    assert [name for name, _ in ranking] == ["same", "films", "numbers"]
-    # the similarity is the mean pairwise cosine of mean-pooled sentence embeddings, recomputed pair by pair
-    model, tok = baselines.sentence_encoder()
-    def emb(text):
-        enc = tok([text], return_tensors="pt")
-        with torch.no_grad():
-            return model(**enc).last_hidden_state.mean(1)[0]
-    pairs = [float(torch.cosine_similarity(emb(a), emb(b), dim=0)) for a in target for b in target]
-    assert abs(dict(ranking)["same"] - sum(pairs) / len(pairs)) < 1e-5
-    chosen = baselines.soup_selection(ranking, 2)
-    assert [n for n, _ in chosen] == ["same", "films"] and abs(sum(w for _, w in chosen) - 1) < 1e-9
-    assert chosen[0][1] > chosen[1][1]  # weights follow the similarity order
-    assert [w for _, w in baselines.soup_selection(ranking, 2, "uniform")] == [0.5, 0.5]
-
-
-def test_soup_weights_is_the_weighted_parameter_average():
-    from scalearn_lite.baselines import soup_weights
-    from scalearn_lite.scaling import AdapterWeights
-
-    g = torch.Generator().manual_seed(0)
-    make = lambda: [AdapterWeights(*(torch.randn(*s, generator=g) for s in [(3, 4), (3,), (4, 3), (4,)]))]
-    a, b = make(), make()
-    mixed = soup_weights([a, b], [0.25, 0.75])[0]
-    assert torch.allclose(mixed.up_weight, 0.25 * a[0].up_weight + 0.75 * b[0].up_weight)
-    assert torch.allclose(mixed.down_bias, 0.25 * a[0].down_bias + 0.75 * b[0].down_bias)
-
-
 def test_bad_input_gives_clear_errors(data_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown method 'fusion'.*scalearn"):
         run(tmp_path, "fusion", data_dir=data_dir)
@@ -197,47 +163,6 @@ def test_a_killed_run_leaves_no_finished_folder(data_dir, tmp_path, monkeypatch)
         run(tmp_path, "scalearn", data_dir=data_dir)
     assert not (tmp_path / "scalearn").exists()
     assert not [p for p in tmp_path.iterdir() if (p / "metrics.json").exists()]
-
-
-def test_params_cli_reads_the_paper_numbers(capsys):
-    args = ["params", "--hidden-size", "768", "--num-layers", "12", "--sources", "8"]
-    assert main(args + ["--json"]) == 0  # in-process: the same code as `scalearn-lite params`, no interpreter start
-    counts = json.loads(capsys.readouterr().out)
-    assert counts["scalearn"] == 73_728 and counts["scalearn_uniform"] == 96
-    assert counts["scalearn_pp"] == 6_144 and counts["scalearn_uniform_pp"] == 8
-    assert counts["adapterfusion"] == 21_252_096 and counts["adapter"] == 894_528
-    assert main(args) == 0
-    table = capsys.readouterr().out
-    assert "73,728" in table and "0.3469%" in table
-
-
-def test_reuse_eval_outputs_computes_each_eval_batch_once_and_never_in_training():
-    from scalearn_lite.models import encoder_layers, reuse_eval_outputs
-
-    net, tok = load_base(TINY.model, TINY.num_layers)
-    computed = []
-    encoder_layers(net)[0].register_forward_hook(lambda *a: computed.append(1))
-    batch = tok(["a short one", "a somewhat longer sentence"], padding=True, return_tensors="pt")
-    other = tok(["something else entirely"], return_tensors="pt")
-    with reuse_eval_outputs(net.base_model) as counts:
-        net.eval()
-        with torch.no_grad():
-            first = net.base_model(**batch).last_hidden_state
-            again = net.base_model(**batch).last_hidden_state
-            net.base_model(**other)
-        assert again is first and len(computed) == 2  # the same inputs: computed once; other inputs: computed
-        assert counts == {"computed": 2, "reused": 1}
-        with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
-            net.base_model(**batch)  # another precision is another computation
-        assert len(computed) == 3
-        net.train()
-        net.base_model(**batch), net.base_model(**batch)
-        assert len(computed) == 5  # training mode (dropout) always computes
-    net.eval()
-    assert "forward" not in vars(net.base_model)  # the class's forward is back
-    with torch.no_grad():
-        torch.testing.assert_close(net.base_model(**batch).last_hidden_state, first, rtol=0, atol=0)
-    assert len(computed) == 6
 
 
 @pytest.mark.parametrize("method", sorted(methods_mod.FIXED_ENCODER))

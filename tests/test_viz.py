@@ -16,12 +16,6 @@ from scalearn_lite.config import VARIANTS
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 def test_heatmap_png_labels_and_annotations_match_the_frame(tmp_path):
     folder, _ = write_run(tmp_path / "run")
     frame = analysis.omega_frame(folder)
