@@ -330,8 +330,16 @@ def cmd_bench(args) -> int:
     return 0
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line, naming the command and where its options are listed
+    (argparse prints the whole usage block first); exit status 2 as argparse's. Its sub-commands inherit it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (options: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scalearn-lite", description="ScaLearn: learn to scale frozen source "
+    parser = OneLineErrors(prog="scalearn-lite", description="ScaLearn: learn to scale frozen source "
                                      "adapters for task transfer. Stage 1 trains one adapter per source task; stage 2 "
                                      "learns scaling coefficients ω over them for a target task.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -97,6 +97,7 @@ def test_bad_numbers_are_refused_by_the_parser_naming_the_option(argv, option, c
         main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and f"argument {option}: must be an integer" in err, err
+    assert len(err.strip().splitlines()) == 1 and "--help)" in err, err  # one line: no usage block before it
 
 
 def test_a_terminal_that_cannot_print_arrows_does_not_turn_a_saved_run_into_an_error(data_dir, monkeypatch, tmp_path):
