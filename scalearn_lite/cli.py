@@ -339,9 +339,9 @@ class OneLineErrors(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrors(prog="scalearn-lite", description="ScaLearn: learn to scale frozen source "
-                                     "adapters for task transfer. Stage 1 trains one adapter per source task; stage 2 "
-                                     "learns scaling coefficients ω over them for a target task.")
+    parser = OneLineErrors(prog="scalearn-lite", description="ScaLearn: learn to scale frozen source adapters for "
+                           "task transfer. Stage 1 trains one adapter per source task; stage 2 learns scaling "
+                           "coefficients ω over them for a target task.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("tasks", help="list every task with its metric, labels, data source and split sizes")

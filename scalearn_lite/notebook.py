@@ -258,7 +258,6 @@ def train_sources(tasks: Sequence[str], preset: Union[str, Preset], seed: int = 
     a zoo source. Hub ids and folders (anything with a "/") are listed as they are: nothing to train.
     """
     from .sources import stage1_adapter, train_source
-    from .tasks import get_task
 
     names, target_task, preset = list(tasks), None, get_preset(preset)
     if target is not None:

@@ -262,8 +262,8 @@ def load_task_data(task: Task, preset: Preset, data_dir=None, k_shot: Optional[i
     """
     dev_only = as_source and not has_train(task, data_dir)
     max_train = preset.source_max_train if as_source else preset.max_train
-    splits = load_splits(task.name, data_dir=data_dir, k_shot=None if as_source else k_shot,
-                                  max_train=max_train, dev_as_train=dev_only)
+    splits = load_splits(task.name, data_dir=data_dir, k_shot=None if as_source else k_shot, max_train=max_train,
+                         dev_as_train=dev_only)
     max_val = preset.few_shot_max_validation if (k_shot and not as_source) else preset.max_validation
     return {"train": splits["train"].to_list(),
             "validation": _limit(splits["validation"].to_list(), max_val),

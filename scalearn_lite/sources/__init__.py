@@ -14,7 +14,7 @@ from .store import (
 )
 from .refs import (
     order_sources, task_name_of, same_task, is_task_ref, source_label, source_names, own_adapter_seed, Stage1Adapter,
-    stage1_adapter, source_task,
+    stage1_adapter, source_task, ref_kind,
 )
 from .loading import (
     check_adapter_folder, check_adapter_files, check_untrusted, check_sources, load_adapter_into,
@@ -29,7 +29,7 @@ __all__ = [
     "read_weights", "file_record", "corruption", "reusable", "require_weights_file", "weights_fingerprint",
     "source_fingerprint", "adapter_folder_name", "stage1_fit_settings", "fit_settings", "cache_key",
     "order_sources", "task_name_of", "same_task", "is_task_ref", "source_label", "source_names", "own_adapter_seed",
-    "Stage1Adapter", "stage1_adapter", "source_task", "check_adapter_folder", "check_adapter_files",
+    "Stage1Adapter", "stage1_adapter", "source_task", "ref_kind", "check_adapter_folder", "check_adapter_files",
     "check_untrusted", "check_sources", "load_adapter_into", "loaded_fingerprints", "extract_weights",
     "source_weights", "seq_bn_config", "add_task_head", "history_csv", "fit_source", "SourceResult", "train_source",
     "resolve_source",

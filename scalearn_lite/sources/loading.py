@@ -16,7 +16,7 @@ from ..config import Preset
 from ..files import read_json
 from ..models import check_model, encoder_layers, load_config, model_id
 from ..scaling import AdapterWeights
-from .refs import source_task, task_name_of
+from .refs import ref_kind, source_task
 from .store import SOURCE_META, corruption, require_weights_file, weights_file, weights_fingerprint
 
 # What a seq_bn adapter must look like for the formula of the batched bank to hold.
@@ -102,11 +102,11 @@ def check_untrusted(model: str, refs: Sequence[str] = ()) -> None:
     be one we name, or the opt-in), each hub-id source in our table (or the opt-in), each adapter folder's configs.
     UntrustedConfigError (one line) otherwise; see models.check_model (CVE-2026-4372)."""
     check_model(model, fetch=False)
-    for ref in refs:
-        ref = str(ref)
-        if Path(ref).expanduser().is_dir():
+    for ref in map(str, refs):
+        kind = ref_kind(ref)
+        if kind == "folder":
             hub.check_adapter_configs(Path(ref).expanduser())
-        elif hub.is_hub_id(ref) and task_name_of(ref) is None:
+        elif kind == "hub":
             hub.check_trusted(ref)
 
 
@@ -114,16 +114,16 @@ def check_sources(refs, preset: Preset, data_dir=None) -> None:
     """Before any training: every source is a task whose data is there, an adapter folder that fits the base
     model (hidden size, layers, architecture, seq_bn fields, intact files), or a hub id (fetched and checked alike)."""
     config = None
-    for ref in refs:
-        ref = str(ref)
-        if Path(ref).expanduser().is_dir() or (hub.is_hub_id(ref) and task_name_of(ref) is None):
-            config = config or load_config(preset.model, preset.num_layers, preset.attention)
-            if not Path(ref).expanduser().is_dir():
-                _check_hub_adapter(ref, config)
-            else:
-                check_adapter_files(Path(ref).expanduser(), config, model_id(preset.model, preset.num_layers), ref)
+    for ref in map(str, refs):
+        kind = ref_kind(ref)
+        if kind == "task":
+            data_mod.check_source_data(source_task(ref), data_dir)
             continue
-        data_mod.check_source_data(source_task(ref), data_dir)
+        config = config or load_config(preset.model, preset.num_layers, preset.attention)
+        if kind == "hub":
+            _check_hub_adapter(ref, config)
+        else:
+            check_adapter_files(Path(ref).expanduser(), config, model_id(preset.model, preset.num_layers), ref)
 
 
 def load_adapter_into(model, ref: Union[str, Path], name: str) -> None:

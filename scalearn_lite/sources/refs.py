@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from .. import hub
 from ..config import Preset
 from ..tasks import Task, get_task
 from .store import adapter_folder_name
@@ -38,6 +39,17 @@ def _source_key(ref: str) -> str:
         return task_name_of(ref)
     folder = Path(ref).expanduser()
     return str(folder.resolve()) if folder.is_dir() else ref
+
+
+def ref_kind(ref: str) -> str:
+    """What a source reference is: "folder" (an adapter folder here), "hub" (an AdapterHub id that names no task:
+    "glue/cola" is the task, as it is as a target) or "task" (a task name; anything else, for source_task to say
+    what is wrong with it)."""
+    if Path(ref).expanduser().is_dir():
+        return "folder"
+    if hub.is_hub_id(ref) and task_name_of(ref) is None:
+        return "hub"
+    return "task"
 
 
 def task_name_of(ref: str) -> Optional[str]:

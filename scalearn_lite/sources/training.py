@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 from .. import data as data_mod
-from .. import hub
 from ..config import Preset, get_preset
 from ..data import load_task_data
 from ..encoding import encode_splits
@@ -24,7 +23,7 @@ from ..record import stage1_record
 from ..tasks import Task, get_task
 from ..train import FitConfig, evaluate, fit, set_seed
 from .loading import check_untrusted
-from .refs import source_task, task_name_of
+from .refs import ref_kind, source_task
 from .store import (SOURCE_META, adapter_dir, cache_key, effective_role, file_record, fit_settings, reusable)
 
 
@@ -128,9 +127,10 @@ def _train_and_save(task: Task, preset: Preset, final: Path, settings: dict, dat
 def resolve_source(ref: str, preset: Preset, *, data_dir=None, seed: int = 0, k_shot: Optional[int] = None,
                    progress: bool = True, role: str = "source") -> str:
     """A source reference → adapter folder or hub id; task names are trained (or taken from the cache)."""
-    if Path(ref).expanduser().is_dir():
+    kind = ref_kind(ref)
+    if kind == "folder":
         return str(Path(ref).expanduser())
-    if hub.is_hub_id(ref) and task_name_of(ref) is None:  # "glue/cola" is the task, as it is as a target
+    if kind == "hub":
         return ref
     task = source_task(ref)
     return str(train_source(task, preset, data_dir=data_dir, seed=seed, k_shot=k_shot, progress=progress,
